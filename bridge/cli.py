@@ -1,0 +1,255 @@
+"""``langsmith-bridge``: the command line.
+
+Exit codes: 0 success; 1 a policy failed, or an ack was refused; 2 bad configuration or
+usage (nothing was touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__
+from bridge.config import BridgeConfig, config_path, config_schema, load_config, read_admin_key
+from bridge.engine import Engine, acknowledge, observe_targets, policy_status
+from bridge.engine.runner import utcnow
+from bridge.errors import BridgeError, ConfigError
+from bridge.langsmith import LangSmithClient, RetryPolicy
+from bridge.logs import configure
+from bridge.payload import API_KEY, decode
+from bridge.render import plan_text, report_text, status_table
+from bridge.secrets import fingerprint
+from bridge.state import open_store
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    configure(args.log_level, args.log_format)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BridgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", default=argparse.SUPPRESS,
+        help="config file (default: $LANGSMITH_BRIDGE_CONFIG, else ./bridge.toml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="langsmith-bridge", parents=[common],
+        description="Rotate LangSmith service keys into secret stores; revoke only after consumers ack.",
+    )
+    parser.set_defaults(config=None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def selection(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+        sub.add_argument("--shard", type=_shard, metavar="INDEX/COUNT", help="only this shard of the policies")
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    run = command("run", _run, "Reconcile every due policy once.")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    selection(run)
+    selection(command("plan", _plan, "Print what a run would do, changing nothing."))
+    status = command("status", _status, "Show keys, gates and targets of each policy.")
+    status.add_argument("--policy", action="append", metavar="NAME")
+    status.add_argument("--json", action="store_true")
+    rotate = command("rotate", _rotate, "Rotate a policy now, whatever its schedule.")
+    rotate.add_argument("policy")
+    rotate.add_argument("--json", action="store_true")
+    ack = command("ack", _ack, "Acknowledge, as a consumer, the key it now uses.")
+    ack.add_argument("policy")
+    ack.add_argument("--consumer", required=True)
+    source = ack.add_mutually_exclusive_group()
+    source.add_argument("--from-env", metavar="VAR", nargs="?", const=API_KEY, default=None,
+                        help=f"read the key from this variable (default {API_KEY})")
+    source.add_argument("--from-file", type=Path, metavar="PATH", help="read the key from a dotenv or JSON payload")
+    validate = command("validate", _validate, "Check the configuration (and, with --online, access).")
+    validate.add_argument("--online", action="store_true", help="also check the admin key, workspaces and targets")
+    command("config-schema", _schema, "Print the configuration's JSON Schema.")
+    emulator = command("emulator", _emulator, "Serve a local LangSmith-compatible API for demos and tests.")
+    from bridge.emulator.cli import add_arguments
+
+    add_arguments(emulator)
+    return parser
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("use INDEX/COUNT, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError("need 0 <= INDEX < COUNT")
+    return index, count
+
+
+def _config(args: argparse.Namespace) -> BridgeConfig:
+    return load_config(config_path(args.config, os.environ))
+
+
+def _engine(config: BridgeConfig) -> Engine:
+    from providers import open_provider
+
+    settings = config.langsmith
+    client = LangSmithClient(
+        settings.api_endpoint,
+        read_admin_key(settings),
+        organization_id=settings.organization_id,
+        timeout=settings.timeout.total_seconds(),
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+    )
+    return Engine(config, client, open_store(config.state), open_provider)
+
+
+def _run(args: argparse.Namespace, *, dry_run: bool | None = None) -> int:
+    config = _config(args)
+    engine = _engine(config)
+    policies = engine.select(args.policy, args.shard)
+    report = engine.run(policies, dry_run=args.dry_run if dry_run is None else dry_run)
+    if args.json:
+        _print_json({"dry_run": report.dry_run, "policies": [o.to_json() for o in report.outcomes]})
+    else:
+        print(report_text(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if not args.json:
+        config = _config(args)
+        engine = _engine(config)
+        report = engine.run(engine.select(args.policy, args.shard), dry_run=True)
+        print(plan_text([o.plan for o in report.outcomes if o.plan]))
+        return EXIT_OK if report.ok else EXIT_FAILED
+    return _run(args, dry_run=True)
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    engine = _engine(config)
+    report = engine.run(engine.select([args.policy]), force=frozenset([args.policy]))
+    if args.json:
+        _print_json({"policies": [o.to_json() for o in report.outcomes]})
+    else:
+        print(report_text(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _status(args: argparse.Namespace) -> int:
+    from providers import open_provider
+
+    config = _config(args)
+    store = open_store(config.state)
+    now = utcnow()
+    entries = []
+    for policy in config.policy:
+        if args.policy and policy.name not in args.policy:
+            continue
+        providers = {t.target_id: open_provider(t, policy.name) for t in policy.target}
+        try:
+            views = observe_targets(providers, policy.name)
+        finally:
+            for provider in providers.values():
+                provider.close()
+        entries.append(
+            policy_status(policy, store.load(policy.name), store.acks(policy.name), views, now)
+        )
+    if args.json:
+        _print_json({"generated_at": now.isoformat().replace("+00:00", "Z"), "policies": entries})
+    else:
+        print(status_table(entries, now))
+    return EXIT_OK
+
+
+def _ack(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        policy = config.get_policy(args.policy)
+    except KeyError:
+        raise ConfigError(f"no policy named {args.policy!r}") from None
+    key = _key_from_file(args.from_file) if args.from_file else _key_from_env(args.from_env or API_KEY)
+    generation = acknowledge(open_store(config.state), policy, args.consumer, fingerprint(key), utcnow())
+    del key
+    print(f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "
+          f"({generation.fingerprint}, {generation.phase.value})")
+    return EXIT_OK
+
+
+def _key_from_env(var: str) -> str:
+    value = os.environ.get(var, "").strip()
+    if not value:
+        raise ConfigError(f"--from-env: variable {var} is not set")
+    return value
+
+
+def _key_from_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--from-file: cannot read {path}: {exc.strerror}") from None
+    try:
+        env = decode(text, "json" if text.lstrip().startswith("{") else "dotenv")
+    except ValueError as exc:
+        raise ConfigError(f"--from-file: {path}: {exc}") from None
+    value = env.get(API_KEY, "").strip()
+    if not value:
+        raise ConfigError(f"--from-file: {path} has no {API_KEY}")
+    return value
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"configuration ok: {len(config.policy)} policy(ies)")
+    if not args.online:
+        return EXIT_OK
+    from bridge.validate import check_online
+
+    problems = check_online(config, _engine(config))
+    for line in problems:
+        print(f"  problem: {line}")
+    if problems:
+        return EXIT_FAILED
+    print("online checks ok: admin key, workspaces and targets")
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(config_schema())
+    return EXIT_OK
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from bridge.emulator.cli import run
+
+    return run(args)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Configuration: one TOML file, validated once into frozen models."""
+
+from bridge.config.durations import Duration, format_duration, parse_duration
+from bridge.config.load import (
+    config_path,
+    config_schema,
+    load_config,
+    parse_config,
+    read_admin_key,
+)
+from bridge.config.model import (
+    BridgeConfig,
+    FileStateSettings,
+    LangSmithSettings,
+    Policy,
+    RunSettings,
+)
+from bridge.config.targets import FileTarget, TargetConfig
+
+__all__ = [
+    "BridgeConfig",
+    "Duration",
+    "FileStateSettings",
+    "FileTarget",
+    "LangSmithSettings",
+    "Policy",
+    "RunSettings",
+    "TargetConfig",
+    "config_path",
+    "config_schema",
+    "format_duration",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "read_admin_key",
+]

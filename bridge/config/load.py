@@ -1,0 +1,141 @@
+"""Reading the configuration file and the admin key: the only places that touch the
+filesystem or the environment on the configuration's behalf."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from bridge.config.model import BridgeConfig, LangSmithSettings
+from bridge.errors import ConfigError
+from bridge.secrets import Secret
+
+DEFAULT_PATH = Path("bridge.toml")
+ENV_VAR = "LANGSMITH_BRIDGE_CONFIG"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path:
+    """``-c PATH`` if given, else ``$LANGSMITH_BRIDGE_CONFIG``, else ``./bridge.toml``."""
+    if explicit:
+        return Path(explicit)
+    return Path(environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load_config(path: Path) -> BridgeConfig:
+    """Parse and validate ``path``; relative paths inside it are taken from its folder.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or fails validation. The message names
+            every bad field by its dotted path (``policy[0].rotate_every``).
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    config = parse_config(raw, source=str(path))
+    return _anchor(config, path.resolve().parent)
+
+
+def parse_config(raw: Mapping[str, Any], *, source: str = "config") -> BridgeConfig:
+    """Validate an already-parsed mapping (TOML or JSON) into a ``BridgeConfig``."""
+    try:
+        return BridgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    # A tuple whose items failed also reports itself "too short"; that echo only confuses.
+    failed = [error["loc"] for error in errors if error["type"] != "too_short"]
+    errors = [
+        error
+        for error in errors
+        if error["type"] != "too_short"
+        or not any(loc[: len(error["loc"])] == error["loc"] for loc in failed)
+    ]
+    lines = [f"{source}: {len(errors)} problem(s)"]
+    for error in errors:
+        where = _dotted(error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("file", "function-after", "function-before") or part.startswith("function"):
+            continue  # discriminator and validator tags add nothing for a reader
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _anchor(model: M, base: Path) -> M:
+    """Make every relative ``Path`` in ``model`` (recursively) relative to ``base``."""
+    updates: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        anchored = _anchor_value(value, base)
+        if anchored is not value:
+            updates[name] = anchored
+    return model.model_copy(update=updates) if updates else model
+
+
+def _anchor_value(value: Any, base: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, BaseModel):
+        return _anchor(value, base)
+    if isinstance(value, tuple):
+        items = tuple(_anchor_value(item, base) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def read_admin_key(settings: LangSmithSettings, environ: Mapping[str, str] | None = None) -> Secret:
+    """The admin key, from the variable or file the config names.
+
+    Raises:
+        ConfigError: the variable is unset or empty, or the file is missing or empty.
+    """
+    environ = os.environ if environ is None else environ
+    if settings.admin_key_env:
+        value = environ.get(settings.admin_key_env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"langsmith.admin_key_env: environment variable {settings.admin_key_env} is not set"
+            )
+        return Secret(value)
+    assert settings.admin_key_file is not None
+    try:
+        value = settings.admin_key_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"langsmith.admin_key_file: cannot read {settings.admin_key_file}: {exc.strerror}"
+        ) from None
+    if not value:
+        raise ConfigError(f"langsmith.admin_key_file: {settings.admin_key_file} is empty")
+    return Secret(value)
+
+
+def config_schema() -> str:
+    """The JSON Schema of the configuration file, for editors and CI checks."""
+    schema = BridgeConfig.model_json_schema(by_alias=True)
+    schema["title"] = "langsmith-bridge configuration"
+    return json.dumps(schema, indent=2, sort_keys=True)

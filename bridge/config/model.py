@@ -1,0 +1,234 @@
+"""The configuration, as frozen typed models. Parsed once, at the edge (``load_config``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bridge.config.durations import Duration
+from bridge.config.targets import TargetConfig
+
+POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+REGION_ENDPOINTS = {
+    "us": "https://api.smith.langchain.com",
+    "eu": "https://eu.api.smith.langchain.com",
+    "apac": "https://apac.api.smith.langchain.com",
+    "aws-us": "https://aws.api.smith.langchain.com",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError(f"{value!r} is not a UUID") from None
+
+
+class LangSmithSettings(_Frozen):
+    """How the bridge reaches LangSmith, and with which admin key."""
+
+    endpoint: str | None = Field(
+        None, description="API base URL; a trailing '/', '/api' or '/api/v1' is accepted."
+    )
+    region: Literal["us", "eu", "apac", "aws-us"] | None = Field(
+        None, description="Shorthand for a SaaS region's endpoint, instead of 'endpoint'."
+    )
+    public_endpoint: str | None = Field(
+        None, description="LANGSMITH_ENDPOINT published to consumers; defaults to the endpoint."
+    )
+    admin_key_env: str | None = Field(
+        None, description="Environment variable holding the org admin service key."
+    )
+    admin_key_file: Path | None = Field(None, description="File holding the org admin service key.")
+    organization_id: str | None = Field(None, description="Sent as X-Organization-Id when set.")
+    instance: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="Name of this bridge deployment; keys are marked with it, so two bridges "
+        "sharing an organization never touch each other's keys.",
+    )
+    timeout: Duration = Field(timedelta(seconds=10), description="Per-request timeout.")
+    max_attempts: int = Field(4, ge=1, le=10, description="Tries per request, retries included.")
+
+    @field_validator("organization_id")
+    @classmethod
+    def _check_org(cls, value: str | None) -> str | None:
+        return None if value is None else _uuid(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_key(cls, data: object) -> object:
+        if isinstance(data, dict) and ("admin_key" in data or "api_key" in data):
+            raise ValueError(
+                "never put a key inline: use admin_key_env (a variable name) or admin_key_file"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> LangSmithSettings:
+        if self.endpoint and self.region:
+            raise ValueError("set either 'endpoint' or 'region', not both")
+        if (self.admin_key_env is None) == (self.admin_key_file is None):
+            raise ValueError("set exactly one of 'admin_key_env' or 'admin_key_file'")
+        return self
+
+    @property
+    def api_endpoint(self) -> str:
+        """The endpoint the bridge calls (region shorthand resolved; US SaaS by default)."""
+        if self.endpoint:
+            return self.endpoint.rstrip("/")
+        return REGION_ENDPOINTS[self.region or "us"]
+
+    @property
+    def consumer_endpoint(self) -> str:
+        """The endpoint published to consumers as ``LANGSMITH_ENDPOINT``."""
+        return (self.public_endpoint or self.api_endpoint).rstrip("/")
+
+
+class FileStateSettings(_Frozen):
+    """State in one local JSON file: the embedded default for a single host or a volume."""
+
+    backend: Literal["file"] = "file"
+    path: Path = Field(Path("state/bridge-state.json"), description="Relative to the config file.")
+
+
+StateSettings = FileStateSettings
+
+
+class RunSettings(_Frozen):
+    """How one run behaves."""
+
+    concurrency: int = Field(4, ge=1, le=64, description="Policies reconciled at once.")
+    lease_ttl: Duration = Field(
+        timedelta(minutes=5), description="How long a runner may hold a policy's lease."
+    )
+    verify_attempts: int = Field(
+        5, ge=1, le=30, description="Tries to authenticate a new key before it is published."
+    )
+    verify_delay: Duration = Field(timedelta(seconds=1), description="Pause between those tries.")
+
+
+class Policy(_Frozen):
+    """One managed credential: its LangSmith scope, its schedule, its consumers, its targets."""
+
+    name: str = Field(pattern=POLICY_NAME)
+    workspaces: tuple[str, ...] | None = Field(
+        None, min_length=1, description="Workspace UUIDs the key reaches; omit for an org-wide key."
+    )
+    default_workspace: str | None = Field(
+        None, description="Published as LANGSMITH_WORKSPACE_ID when the key reaches several."
+    )
+    role_id: str | None = Field(None, description="Workspace role of the key (LangSmith default: Admin).")
+    org_role_id: str | None = Field(None, description="Org role, for org-wide keys only.")
+    rotate_every: Duration = Field(timedelta(days=30))
+    key_ttl: Duration = Field(timedelta(days=60), description="expires_at backstop on each key.")
+    consumers: tuple[str, ...] = Field((), description="Applications that must acknowledge.")
+    ack: Literal["explicit", "usage", "grace"] = "explicit"
+    min_overlap: Duration = Field(timedelta(0), description="Both keys live at least this long.")
+    max_wait: Duration = Field(timedelta(days=7), description="How long to wait for the gate.")
+    on_timeout: Literal["hold", "revoke"] = "hold"
+    usage_quiet: Duration = Field(
+        timedelta(hours=1),
+        description="ack='usage': the old key must show no use for this long after supersession.",
+    )
+    target: tuple[TargetConfig, ...] = Field(min_length=1, description="Where the payload goes.")
+
+    @field_validator("workspaces")
+    @classmethod
+    def _check_workspaces(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        ids = tuple(_uuid(item) for item in value)
+        if len(set(ids)) != len(ids):
+            raise ValueError("workspace ids repeat")
+        return ids
+
+    @field_validator("default_workspace", "role_id", "org_role_id")
+    @classmethod
+    def _check_ids(cls, value: str | None) -> str | None:
+        return None if value is None else _uuid(value)
+
+    @field_validator("consumers")
+    @classmethod
+    def _check_consumers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.:@/-]{1,128}", name):
+                raise ValueError(f"consumer name {name!r} has characters outside [A-Za-z0-9_.:@/-]")
+        if len(set(value)) != len(value):
+            raise ValueError("consumer names repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> Policy:
+        if self.ack == "explicit" and not self.consumers:
+            raise ValueError("ack = 'explicit' needs at least one consumer")
+        if self.key_ttl <= self.rotate_every + self.min_overlap:
+            raise ValueError(
+                "key_ttl must exceed rotate_every + min_overlap, or keys expire before "
+                "their successor has overlapped them"
+            )
+        if self.rotate_every <= timedelta(0):
+            raise ValueError("rotate_every must be positive")
+        if self.org_role_id and self.workspaces is not None:
+            raise ValueError("org_role_id applies to org-wide keys only (omit 'workspaces')")
+        if self.default_workspace and self.workspaces and self.default_workspace not in self.workspaces:
+            raise ValueError("default_workspace must be one of 'workspaces'")
+        ids = [target.target_id for target in self.target]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two targets have the same address")
+        return self
+
+    @property
+    def published_workspace(self) -> str | None:
+        """``LANGSMITH_WORKSPACE_ID`` for consumers, when the key can reach more than one."""
+        if self.workspaces is None:
+            return self.default_workspace
+        if len(self.workspaces) > 1:
+            return self.default_workspace or self.workspaces[0]
+        return None
+
+    @property
+    def verify_workspace(self) -> str | None:
+        """The workspace a consumer's first call lands in; the new key is verified there."""
+        if self.workspaces is not None and len(self.workspaces) == 1:
+            return self.workspaces[0]
+        return self.published_workspace
+
+
+class BridgeConfig(_Frozen):
+    """The whole configuration file."""
+
+    langsmith: LangSmithSettings
+    state: StateSettings = Field(default_factory=FileStateSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    policy: tuple[Policy, ...] = Field(min_length=1, description="The managed credentials.")
+
+    @model_validator(mode="after")
+    def _check_unique(self) -> BridgeConfig:
+        names = [policy.name for policy in self.policy]
+        if len(set(names)) != len(names):
+            raise ValueError(f"policy names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+        owners: dict[str, str] = {}
+        for policy in self.policy:
+            for target in policy.target:
+                other = owners.setdefault(target.target_id, policy.name)
+                if other != policy.name:
+                    raise ValueError(
+                        f"policies {other!r} and {policy.name!r} write the same target {target.target_id}"
+                    )
+        return self
+
+    def get_policy(self, name: str) -> Policy:
+        for policy in self.policy:
+            if policy.name == name:
+                return policy
+        raise KeyError(name)

@@ -1,0 +1,162 @@
+"""The HTTP layer: a threading HTTP/1.1 server with keep-alive, speaking JSON only.
+
+It turns raw requests into ``Request`` values (``/api/v1`` prefix stripped, headers
+lower-cased, the body read in full) and ``Response`` values back into bytes with an
+exact ``Content-Length``, so clients can reuse connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from bridge.emulator.api import Api
+from bridge.emulator.responses import Request, Response
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+IDLE_TIMEOUT_S = 60.0
+MAX_BODY = 1 << 20
+
+
+def route_of(path: str) -> str:
+    """The route for a request path: no query, no ``/api/v1`` prefix, no trailing slash."""
+    route = unquote(urlsplit(path).path) or "/"
+    if route == API_PREFIX or route.startswith(API_PREFIX + "/"):
+        route = route[len(API_PREFIX) :] or "/"
+    return route.rstrip("/") or "/"
+
+
+class _BadRequest(Exception):
+    """The request framing is broken; answer 400 and drop the connection."""
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    """A ``ThreadingHTTPServer`` that knows its ``Api`` and can drop open connections.
+
+    Keep-alive connections would otherwise keep their handler threads blocked in a read
+    after ``shutdown()``; ``close_connections()`` ends them.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: Api) -> None:
+        self.api = api
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, EmulatorRequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every open client connection."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("emulator connection error from %s", client_address, exc_info=True)
+
+
+class EmulatorRequestHandler(BaseHTTPRequestHandler):
+    """Reads one request at a time off a keep-alive connection and answers it."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "LangSmithEmulator/0.1"
+    timeout = IDLE_TIMEOUT_S
+    server: EmulatorHTTPServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except _BadRequest as exc:
+            self.close_connection = True
+            self._send(Response(400, {"detail": str(exc)}))
+            return
+        request = Request(
+            method=self.command,
+            route=route_of(self.path),
+            query=parse_qs(urlsplit(self.path).query, keep_blank_values=True),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+            client_ip=self.client_address[0],
+        )
+        self._send(self.server.api.handle(request))
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as exc:
+            raise _BadRequest("Invalid Content-Length") from exc
+        if not 0 <= length <= MAX_BODY:
+            raise _BadRequest("Invalid Content-Length")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(line, 16)
+            except ValueError as exc:
+                raise _BadRequest("Invalid chunk size") from exc
+            if size == 0:
+                while self.rfile.readline(1024).strip():
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise _BadRequest("Request body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _send(self, response: Response) -> None:
+        payload = json.dumps(response.body, separators=(",", ":")).encode()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line never carries a key (keys travel in headers), so it is safe.
+        log.debug("emulator %s - %s", self.address_string(), format % args)

@@ -1,0 +1,411 @@
+"""The emulator's in-memory world: one organization, its workspaces, projects, roles, keys.
+
+Everything sits behind one lock, and records are frozen dataclasses replaced on change,
+so a record handed out is a consistent snapshot. Only the SHA-256 of a key is stored;
+the full key exists once, in the create response (and, for the bootstrap admin key, in
+the ``Seed`` that lets ``reset()`` bring back the very same key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from bridge.emulator.clock import EmulatorClock, isoformat
+
+KEY_PREFIX = "lsv2_sk_"
+AccessScope = Literal["organization", "workspace"]
+
+# (name, display name, scope) of the system roles the emulator knows.
+ROLE_TABLE: tuple[tuple[str, str, AccessScope], ...] = (
+    ("ORGANIZATION_ADMIN", "Organization Admin", "organization"),
+    ("ORGANIZATION_USER", "Organization User", "organization"),
+    ("ORGANIZATION_VIEWER", "Organization Viewer", "organization"),
+    ("WORKSPACE_ADMIN", "Admin", "workspace"),
+    ("WORKSPACE_EDITOR", "Editor", "workspace"),
+    ("WORKSPACE_VIEWER", "Viewer", "workspace"),
+)
+
+
+class KeyRuleError(ValueError):
+    """A create/update request is well-formed but breaks a rule; becomes a 422.
+
+    Args:
+        field: The body field at fault (for the 422 ``loc``).
+        message: Why.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def new_key() -> str:
+    """A fresh service key: ``lsv2_sk_`` + 32 hex + ``_`` + 10 hex (51 characters)."""
+    return f"{KEY_PREFIX}{secrets.token_hex(16)}_{secrets.token_hex(5)}"
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 hex digest under which a key is stored and looked up."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def short_key(key: str) -> str:
+    """The non-secret display form: prefix, first 4 and last 4 hex digits (32 of 168 bits).
+
+    The real format is undocumented; this one keeps the ``lsv2_sk_`` prefix so a reader
+    can tell the key type, and shows both ends so two keys are easy to tell apart.
+    """
+    body = key.removeprefix(KEY_PREFIX)
+    return f"{KEY_PREFIX}{body[:4]}...{key[-4:]}"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A system role as ``GET /orgs/current/roles`` lists it."""
+
+    id: str
+    name: str
+    display_name: str
+    access_scope: AccessScope
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace (tenant)."""
+
+    id: str
+    name: str
+    handle: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Project:
+    """A tracing project (a "session" in the API)."""
+
+    id: str
+    name: str
+    tenant_id: str
+    start_time: datetime
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A stored service key, without its secret.
+
+    ``workspace_ids`` is ``None`` for an organization-scoped key.
+    """
+
+    id: str
+    key_hash: str
+    short_key: str
+    description: str
+    created_at: datetime
+    role_id: str
+    org_role_id: str | None
+    workspace_ids: tuple[str, ...] | None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def access_scope(self) -> AccessScope:
+        return "organization" if self.workspace_ids is None else "workspace"
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def reaches(self, workspace_id: str) -> bool:
+        """Whether the key may act in ``workspace_id`` (org-scoped keys reach all)."""
+        return self.workspace_ids is None or workspace_id in self.workspace_ids
+
+    def usable_at(self, now: datetime) -> bool:
+        """Neither deleted nor expired at ``now``."""
+        return not self.deleted and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The bootstrap world; ``reset()`` rebuilds the state from it, ids and key included."""
+
+    organization_id: str
+    organization_name: str
+    roles: tuple[Role, ...]
+    workspaces: tuple[Workspace, ...]
+    projects: tuple[Project, ...]
+    admin_key_id: str
+    admin_key: str = field(repr=False)
+    created_at: datetime
+
+    @classmethod
+    def generate(cls, now: datetime) -> Seed:
+        """A new organization with two workspaces, two projects each, and an admin key."""
+        roles = tuple(Role(str(uuid.uuid4()), *row) for row in ROLE_TABLE)
+        workspaces = tuple(
+            Workspace(str(uuid.uuid4()), name, f"emulated-{name.lower()}", now)
+            for name in ("Production", "Staging")
+        )
+        projects = tuple(
+            Project(str(uuid.uuid4()), name, ws.id, now, f"Seeded project in {ws.name}")
+            for ws in workspaces
+            for name in ("default", "bridge-demo")
+        )
+        return cls(
+            organization_id=str(uuid.uuid4()),
+            organization_name="Emulated Organization",
+            roles=roles,
+            workspaces=workspaces,
+            projects=projects,
+            admin_key_id=str(uuid.uuid4()),
+            admin_key=new_key(),
+            created_at=now,
+        )
+
+    def role(self, name: str) -> Role:
+        """The role called ``name`` (e.g. ``WORKSPACE_ADMIN``)."""
+        return next(role for role in self.roles if role.name == name)
+
+
+class EmulatorState:
+    """The thread-safe store behind every route.
+
+    Args:
+        seed: The bootstrap world.
+        clock: The emulator clock (for ``created_at``, expiry and ``last_used_at``).
+    """
+
+    def __init__(self, seed: Seed, clock: EmulatorClock) -> None:
+        self.seed = seed
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, KeyRecord] = {}
+        self._by_hash: dict[str, str] = {}
+        self.reset()
+
+    # -- world ---------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every key but the bootstrap admin key, which comes back as new."""
+        admin = KeyRecord(
+            id=self.seed.admin_key_id,
+            key_hash=hash_key(self.seed.admin_key),
+            short_key=short_key(self.seed.admin_key),
+            description="Bootstrap admin key",
+            created_at=self.seed.created_at,
+            role_id=self.seed.role("WORKSPACE_ADMIN").id,
+            org_role_id=self.seed.role("ORGANIZATION_ADMIN").id,
+            workspace_ids=None,
+        )
+        with self._lock:
+            self._keys = {admin.id: admin}
+            self._by_hash = {admin.key_hash: admin.id}
+
+    @property
+    def organization_id(self) -> str:
+        return self.seed.organization_id
+
+    def role(self, name: str) -> Role:
+        """The role called ``name``."""
+        return self.seed.role(name)
+
+    def role_by_id(self, role_id: str) -> Role | None:
+        """The role with this id, if any."""
+        return next((role for role in self.seed.roles if role.id == role_id), None)
+
+    def workspace(self, workspace_id: str) -> Workspace | None:
+        """The workspace with this id, if any."""
+        return next((ws for ws in self.seed.workspaces if ws.id == workspace_id), None)
+
+    def workspaces_for(self, key: KeyRecord) -> list[Workspace]:
+        """The workspaces ``key`` can reach, in creation order."""
+        return [ws for ws in self.seed.workspaces if key.reaches(ws.id)]
+
+    def projects(self, workspace_id: str) -> list[Project]:
+        """The projects of one workspace."""
+        return [p for p in self.seed.projects if p.tenant_id == workspace_id]
+
+    def is_org_admin(self, key: KeyRecord) -> bool:
+        """Whether ``key`` holds the Organization Admin role."""
+        return key.org_role_id == self.role("ORGANIZATION_ADMIN").id
+
+    def can_admin_workspace(self, key: KeyRecord, workspace_id: str) -> bool:
+        """Org admins, and keys with the workspace Admin role there, manage its keys."""
+        if self.is_org_admin(key):
+            return True
+        return key.reaches(workspace_id) and key.role_id == self.role("WORKSPACE_ADMIN").id
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def authenticate(self, key: str) -> KeyRecord | None:
+        """The live record for ``key``, its ``last_used_at`` now set; ``None`` if unusable."""
+        digest = hash_key(key)
+        now = self._clock.now()
+        with self._lock:
+            key_id = self._by_hash.get(digest)
+            record = self._keys.get(key_id) if key_id else None
+            if record is None or not record.usable_at(now):
+                return None
+            record = replace(record, last_used_at=now)
+            self._keys[record.id] = record
+            return record
+
+    def create_key(
+        self,
+        *,
+        description: str,
+        read_only: bool = False,
+        expires_at: datetime | None = None,
+        workspace_ids: Iterable[str] | None = None,
+        role_id: str | None = None,
+        org_role_id: str | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """Mint a key; returns its record and the full key (the only time it exists).
+
+        Raises:
+            KeyRuleError: A rule is broken (unknown workspace or role, past expiry, ...).
+        """
+        now = self._clock.now()
+        scope = tuple(dict.fromkeys(workspace_ids)) if workspace_ids is not None else None
+        if expires_at is not None and expires_at <= now:
+            raise KeyRuleError("expires_at", "expires_at must be in the future")
+        if scope is not None:
+            if org_role_id is not None:
+                raise KeyRuleError("org_role_id", "org_role_id is only for org-scoped keys")
+            if not scope:
+                raise KeyRuleError("workspaces", "workspaces must not be empty")
+            unknown = [ws for ws in scope if self.workspace(ws) is None]
+            if unknown:
+                raise KeyRuleError("workspaces", f"unknown workspace id {unknown[0]}")
+        default_role = "WORKSPACE_VIEWER" if read_only else "WORKSPACE_ADMIN"
+        role = self._checked_role("role_id", role_id, "workspace") or self.role(default_role)
+        org_role = self._checked_role("org_role_id", org_role_id, "organization")
+        if scope is None and org_role is None:
+            org_role = self.role("ORGANIZATION_USER")
+        key = new_key()
+        record = KeyRecord(
+            id=str(uuid.uuid4()),
+            key_hash=hash_key(key),
+            short_key=short_key(key),
+            description=description,
+            created_at=now,
+            role_id=role.id,
+            org_role_id=org_role.id if org_role else None,
+            workspace_ids=scope,
+            expires_at=expires_at,
+        )
+        with self._lock:
+            self._keys[record.id] = record
+            self._by_hash[record.key_hash] = record.id
+        return record, key
+
+    def update_roles(
+        self, key_id: str, *, role_id: str | None, org_role_id: str | None
+    ) -> KeyRecord | None:
+        """Change a live key's roles in place; ``None`` if there is no such key.
+
+        Raises:
+            KeyRuleError: Unknown role, or an org role for a workspace-scoped key.
+        """
+        role = self._checked_role("role_id", role_id, "workspace")
+        org_role = self._checked_role("org_role_id", org_role_id, "organization")
+        with self._lock:
+            record = self._keys.get(key_id)
+            if record is None or record.deleted:
+                return None
+            if org_role is not None and record.workspace_ids is not None:
+                raise KeyRuleError("org_role_id", "org_role_id is only for org-scoped keys")
+            changes: dict[str, Any] = {}
+            if role is not None:
+                changes["role_id"] = role.id
+            if org_role is not None:
+                changes["org_role_id"] = org_role.id
+            record = replace(record, **changes)
+            self._keys[key_id] = record
+            return record
+
+    def delete_key(self, key_id: str, workspace_id: str | None = None) -> KeyRecord | None:
+        """Delete a live key (in ``workspace_id`` if given); ``None`` if there is none."""
+        now = self._clock.now()
+        with self._lock:
+            record = self._keys.get(key_id)
+            if record is None or record.deleted:
+                return None
+            if workspace_id is not None and record.workspace_ids is None:
+                return None
+            if workspace_id is not None and not record.reaches(workspace_id):
+                return None
+            record = replace(record, deleted_at=now)
+            self._keys[key_id] = record
+            return record
+
+    def live_keys(self, workspace_ids: Iterable[str] | None = None) -> list[KeyRecord]:
+        """Undeleted keys (expired ones included, as the real list shows them).
+
+        Args:
+            workspace_ids: If given, only keys that can reach one of these workspaces.
+        """
+        wanted = list(workspace_ids) if workspace_ids is not None else None
+        with self._lock:
+            records = [r for r in self._keys.values() if not r.deleted]
+        if wanted is not None:
+            records = [r for r in records if any(r.reaches(ws) for ws in wanted)]
+        return records
+
+    def workspace_keys(self, workspace_id: str) -> list[KeyRecord]:
+        """Undeleted workspace-scoped keys that include ``workspace_id``."""
+        return [
+            r
+            for r in self.live_keys()
+            if r.workspace_ids is not None and workspace_id in r.workspace_ids
+        ]
+
+    def key_ids(self) -> list[str]:
+        """Ids of every key ever created, deleted ones included."""
+        with self._lock:
+            return list(self._keys)
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        """The record with this id (deleted or not), without any secret."""
+        with self._lock:
+            return self._keys.get(key_id)
+
+    def find_key(self, key: str) -> KeyRecord | None:
+        """The record of a full key, by hash, without touching ``last_used_at``."""
+        with self._lock:
+            key_id = self._by_hash.get(hash_key(key))
+            return self._keys.get(key_id) if key_id else None
+
+    def inspect_keys(self) -> list[dict[str, Any]]:
+        """Every key as JSON-ready data for test inspection; never a secret or hash."""
+        with self._lock:
+            records = list(self._keys.values())
+        return [
+            {
+                "id": r.id,
+                "short_key": r.short_key,
+                "description": r.description,
+                "access_scope": r.access_scope,
+                "deleted": r.deleted,
+                "created_at": isoformat(r.created_at),
+                "last_used_at": isoformat(r.last_used_at) if r.last_used_at else None,
+                "expires_at": isoformat(r.expires_at) if r.expires_at else None,
+            }
+            for r in records
+        ]
+
+    def _checked_role(self, field: str, role_id: str | None, scope: AccessScope) -> Role | None:
+        if role_id is None:
+            return None
+        role = self.role_by_id(role_id)
+        if role is None or role.access_scope != scope:
+            raise KeyRuleError(field, f"{field} is not a known {scope} role")
+        return role

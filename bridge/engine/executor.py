@@ -1,0 +1,230 @@
+"""Carrying out a plan for one policy. Every state change is a compare-and-swap write made
+*before* the side effect it announces can be lost (intent before mint, key id right after
+mint), so a run killed at any instant leaves a record the next run can finish from."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bridge.config import Policy
+from bridge.engine.marker import Marker
+from bridge.engine.plan import Abandon, DeleteOrphan, Republish, Resume, Revoke, Rotate, Step
+from bridge.engine.ports import KeyService
+from bridge.errors import LangSmithAuthError, LangSmithNotFound, RotationError
+from bridge.logs import event
+from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload
+from bridge.provider import Provider
+from bridge.secrets import Secret
+from bridge.state import Generation, Phase, PolicyRecord, StateStore, new_rotation_id
+
+log = logging.getLogger("bridge.engine")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every policy run shares."""
+
+    keys: KeyService
+    store: StateStore
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
+    instance: str
+    endpoint: str  # published as LANGSMITH_ENDPOINT
+    verify_attempts: int
+    verify_delay: timedelta
+
+
+class PolicyExecutor:
+    """Executes steps for one policy while its lease is held."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        policy: Policy,
+        record: PolicyRecord,
+        providers: Mapping[str, Provider],
+    ) -> None:
+        self.ctx = ctx
+        self.policy = policy
+        self.record = record
+        self.providers = providers
+
+    def execute(self, step: Step) -> None:
+        """Carry out ``step``. Raises the ``BridgeError`` that stopped it."""
+        if isinstance(step, Rotate):
+            self._rotate(step)
+        elif isinstance(step, Resume):
+            self._resume(step)
+        elif isinstance(step, Republish):
+            self._republish(step)
+        elif isinstance(step, Revoke):
+            self._revoke(step)
+        elif isinstance(step, Abandon):
+            self._abandon(step)
+        elif isinstance(step, DeleteOrphan):
+            self._delete_key(step.key_id)
+            event(log, "orphan_deleted", policy=self.policy.name, short_key=step.short_key)
+        else:  # pragma: no cover - the planner emits only the steps above
+            raise TypeError(f"unknown step {step!r}")
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _rotate(self, step: Rotate) -> None:
+        now = self.ctx.clock()
+        rotation_id = new_rotation_id(now)
+        generation = Generation(
+            rotation_id=rotation_id, phase=Phase.MINTING, started_at=now, reason=step.reason
+        )
+        self._save(generation)  # intent first: a crash from here on leaves a findable record
+        created = self.ctx.keys.create_service_key(
+            description=Marker(self.ctx.instance, self.policy.name, rotation_id).description(),
+            expires_at=now + self.policy.key_ttl,
+            workspaces=self.policy.workspaces,
+            role_id=self.policy.role_id,
+            org_role_id=self.policy.org_role_id,
+        )
+        generation = self._save(
+            generation.model_copy(
+                update={
+                    "phase": Phase.PUBLISHING,
+                    "key_id": created.info.id,
+                    "short_key": created.info.short_key,
+                    "fingerprint": created.key.fingerprint,
+                    "created_at": created.info.created_at or now,
+                    "expires_at": created.info.expires_at or now + self.policy.key_ttl,
+                }
+            )
+        )
+        event(log, "minted", policy=self.policy.name, rotation=rotation_id,
+              short_key=created.info.short_key, reason=step.reason)
+        self._verify(generation, created.key)
+        generation = self._publish(generation, created.key, tuple(self.providers))
+        self._promote(generation)
+
+    def _resume(self, step: Resume) -> None:
+        generation = self.record.find(step.rotation_id)
+        key = self._read_back(step.source, generation)
+        self._verify(generation, key)
+        generation = self._publish(generation, key, step.targets)
+        self._promote(generation)
+
+    def _republish(self, step: Republish) -> None:
+        generation = self.record.find(step.rotation_id)
+        key = self._read_back(step.source, generation)
+        self._save(self._publish(generation, key, step.targets))
+
+    def _revoke(self, step: Revoke) -> None:
+        generation = self.record.find(step.rotation_id)
+        if not step.already_gone:
+            self._delete_key(step.key_id)
+        for target_id, version in generation.targets.items():
+            provider = self.providers.get(target_id)
+            if provider is not None:
+                provider.retire(version)
+        self._end(generation, Phase.REVOKED, step.reason)
+        event(log, "revoked", policy=self.policy.name, rotation=step.rotation_id,
+              short_key=step.short_key, reason=step.reason)
+
+    def _abandon(self, step: Abandon) -> None:
+        generation = self.record.find(step.rotation_id)
+        if step.key_id:
+            self._delete_key(step.key_id)
+        self._end(generation, Phase.ABANDONED, step.reason)
+        event(log, "abandoned", level=logging.WARNING, policy=self.policy.name,
+              rotation=step.rotation_id, short_key=step.short_key, reason=step.reason)
+
+    # -- pieces ------------------------------------------------------------------------
+
+    def _verify(self, generation: Generation, key: Secret) -> None:
+        """Prove the new key authenticates before any consumer can see it.
+
+        A brand-new key may take a moment to be accepted everywhere (LangSmith caches auth
+        results), so a 401 is retried a few times before the generation is abandoned.
+        """
+        for attempt in range(1, self.ctx.verify_attempts + 1):
+            try:
+                self.ctx.keys.verify_key(key, workspace_id=self.policy.verify_workspace)
+                return
+            except LangSmithAuthError:
+                if attempt == self.ctx.verify_attempts:
+                    break
+                self.ctx.sleep(self.ctx.verify_delay.total_seconds())
+        if generation.key_id:
+            self._delete_key(generation.key_id)
+        self._end(generation, Phase.ABANDONED, "new key failed verification")
+        raise RotationError(
+            f"new key {generation.short_key} was rejected by LangSmith "
+            f"{self.ctx.verify_attempts} time(s); abandoned it",
+            policy=self.policy.name,
+            rotation_id=generation.rotation_id,
+        )
+
+    def _publish(self, generation: Generation, key: Secret, target_ids: tuple[str, ...]) -> Generation:
+        payload = Payload(self.policy.name, generation.rotation_id, key, self._settings())
+        versions = dict(generation.targets)
+        for target_id in target_ids:
+            provider = self.providers[target_id]
+            versions[target_id] = provider.publish(payload)
+            stored = provider.read()
+            if stored is None or stored.fingerprint != payload.fingerprint:
+                raise RotationError(
+                    f"target {target_id} does not hold the new key after writing it",
+                    policy=self.policy.name,
+                    rotation_id=generation.rotation_id,
+                )
+            event(log, "published", policy=self.policy.name, rotation=generation.rotation_id,
+                  target=target_id, fingerprint=payload.fingerprint)
+        return generation.model_copy(update={"targets": versions})
+
+    def _promote(self, generation: Generation) -> None:
+        """Make ``generation`` current; the previous current key becomes superseded now."""
+        now = self.ctx.clock()
+        record = self.record
+        previous = record.current()
+        if previous is not None and previous.rotation_id != generation.rotation_id:
+            record = record.with_generation(
+                previous.model_copy(update={"phase": Phase.SUPERSEDED, "superseded_at": now})
+            )
+        record = record.with_generation(
+            generation.model_copy(update={"phase": Phase.CURRENT, "published_at": now})
+        )
+        self.record = self.ctx.store.save(record)
+        event(log, "current", policy=self.policy.name, rotation=generation.rotation_id,
+              short_key=generation.short_key,
+              superseded=previous.short_key if previous else None)
+
+    def _read_back(self, target_id: str, generation: Generation) -> Secret:
+        stored = self.providers[target_id].read()
+        if stored is None or stored.api_key is None or stored.fingerprint != generation.fingerprint:
+            raise RotationError(
+                f"target {target_id} no longer holds key {generation.short_key}",
+                policy=self.policy.name,
+                rotation_id=generation.rotation_id,
+            )
+        return stored.api_key
+
+    def _settings(self) -> dict[str, str]:
+        settings = {ENDPOINT: self.ctx.endpoint}
+        if self.policy.published_workspace:
+            settings[WORKSPACE_ID] = self.policy.published_workspace
+        return settings
+
+    def _delete_key(self, key_id: str) -> None:
+        try:
+            self.ctx.keys.delete_service_key(key_id)
+        except LangSmithNotFound:
+            pass  # already gone: exactly what we wanted
+
+    def _end(self, generation: Generation, phase: Phase, reason: str) -> None:
+        self._save(
+            generation.model_copy(
+                update={"phase": phase, "ended_at": self.ctx.clock(), "end_reason": reason}
+            )
+        )
+
+    def _save(self, generation: Generation) -> Generation:
+        self.record = self.ctx.store.save(self.record.with_generation(generation))
+        return generation

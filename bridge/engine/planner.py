@@ -1,0 +1,229 @@
+"""Deciding what a policy needs next: a pure function of its config, its record and an
+observation. No I/O happens here, which is what makes ``--dry-run`` honest and the rules
+testable without a server.
+
+The rules, in order:
+
+1. A generation left in ``minting``/``publishing`` by a dead run is resumed when some target
+   already holds its key (the key can be read back from there), and abandoned otherwise: its
+   secret is lost, so its key is deleted.
+2. Keys carrying this policy's marker that no live generation references are orphans.
+3. A rotation is due when there is no current key, when asked, when the current key is gone
+   or expiring, when ``rotate_every`` has passed, when a target drifted (holds a key the
+   bridge never minted) or when no target holds the current key. Otherwise targets that are
+   missing or stale get the current key again.
+4. Each superseded generation is revoked when its gate opens, never while a target still
+   serves its key. (Revocations run before step 3's rotation; see ``plan``.)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bridge.config import Policy, format_duration
+from bridge.engine.plan import (
+    Abandon,
+    DeleteOrphan,
+    Gate,
+    Observation,
+    Plan,
+    Republish,
+    Resume,
+    Revoke,
+    Rotate,
+    Step,
+)
+from bridge.state import Generation, Phase, PolicyRecord
+
+# A key minted this close to the listing may be missing from it without being gone.
+LISTING_SKEW = timedelta(seconds=30)
+# Rotate ahead of expiry by at least this much, on top of min_overlap.
+EXPIRY_MARGIN = timedelta(hours=1)
+
+
+def plan(policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool = False) -> Plan:
+    """The steps that bring ``policy`` to its desired state, in execution order."""
+    blocked = _blocked(obs)
+    if blocked:
+        return Plan(policy.name, blocked=blocked)
+    steps: list[Step] = []
+    notes: list[str] = []
+    resume = _unfinished(record, obs, steps)
+    steps.extend(_orphans(record, obs))
+    # Revocations go before a rotation: their gates were decided on what is true now, and
+    # a rotation that fails halfway must not hold back keys whose consumers moved on.
+    for generation in record.by_phase(Phase.SUPERSEDED):
+        step, note = _revocation(policy, record, generation, obs)
+        if step:
+            steps.append(step)
+        if note:
+            notes.append(note)
+    if resume is None:
+        steps.extend(_rotation_or_repair(policy, record, obs, force))
+    return Plan(policy.name, steps=tuple(steps), notes=tuple(notes))
+
+
+def _blocked(obs: Observation) -> str | None:
+    for view in obs.targets:
+        if view.error:
+            return f"target {view.target_id} cannot be read: {view.error}"
+        if view.exists and not view.owned:
+            return f"target {view.target_id} exists and is not owned by this policy; refusing to touch it"
+    return None
+
+
+def _unfinished(record: PolicyRecord, obs: Observation, steps: list[Step]) -> Resume | None:
+    resume: Resume | None = None
+    for generation in reversed(record.by_phase(Phase.MINTING, Phase.PUBLISHING)):
+        holders = _holders(obs, generation.fingerprint)
+        if resume is None and generation.phase is Phase.PUBLISHING and holders:
+            missing = tuple(v.target_id for v in obs.targets if v.target_id not in holders)
+            resume = Resume(generation.rotation_id, source=holders[0], targets=missing)
+            steps.append(resume)
+            continue
+        reason = (
+            "minted but reached no target; its secret is lost"
+            if generation.key_id
+            else "interrupted before its key was recorded"
+        )
+        steps.append(Abandon(generation.rotation_id, generation.key_id, generation.short_key, reason))
+    return resume
+
+
+def _orphans(record: PolicyRecord, obs: Observation) -> list[Step]:
+    if obs.keys is None:
+        return []
+    referenced = {g.key_id for g in record.generations if g.phase.live and g.key_id}
+    return [
+        DeleteOrphan(key.id, key.short_key, _rotation_of(key.description))
+        for key in obs.keys.values()
+        if key.id not in referenced
+    ]
+
+
+def _rotation_of(description: str) -> str:
+    return description.rpartition("rotation=")[2] or "?"
+
+
+def _rotation_or_repair(
+    policy: Policy, record: PolicyRecord, obs: Observation, force: bool
+) -> list[Step]:
+    current = record.current()
+    reason = rotation_reason(policy, record, obs, force=force)
+    if reason:
+        return [Rotate(reason)]
+    assert current is not None and current.fingerprint is not None
+    stale = tuple(v.target_id for v in obs.targets if v.fingerprint != current.fingerprint)
+    if not stale:
+        return []
+    return [Republish(current.rotation_id, _holders(obs, current.fingerprint)[0], stale)]
+
+
+def rotation_reason(
+    policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool = False
+) -> str | None:
+    """Why the policy needs a new key now, or ``None`` when it does not."""
+    current = record.current()
+    if current is None or current.fingerprint is None or current.created_at is None:
+        return "no current key"
+    if force:
+        return "rotation requested"
+    if _gone(current, obs):
+        return f"current key {current.short_key} no longer exists in LangSmith"
+    now = obs.now
+    if current.expires_at and current.expires_at - now <= policy.min_overlap + EXPIRY_MARGIN:
+        return f"current key {current.short_key} expires at {current.expires_at:%Y-%m-%d %H:%M}Z"
+    if now >= current.created_at + policy.rotate_every:
+        return f"due: rotate_every {format_duration(policy.rotate_every)} has passed"
+    known = {g.fingerprint for g in record.generations if g.fingerprint}
+    for view in obs.targets:
+        if view.fingerprint is not None and view.fingerprint not in known:
+            return f"drift: target {view.target_id} holds a key the bridge did not mint"
+    if not _holders(obs, current.fingerprint):
+        return "no target holds the current key"
+    return None
+
+
+def _gone(generation: Generation, obs: Observation) -> bool:
+    """LangSmith's listing proves the generation's key no longer exists."""
+    if obs.keys is None or obs.keys_listed_at is None or generation.key_id is None:
+        return False
+    minted = generation.created_at or generation.started_at
+    return generation.key_id not in obs.keys and minted < obs.keys_listed_at - LISTING_SKEW
+
+
+def _holders(obs: Observation, fingerprint: str | None) -> list[str]:
+    if fingerprint is None:
+        return []
+    return [v.target_id for v in obs.targets if v.fingerprint == fingerprint]
+
+
+def _revocation(
+    policy: Policy, record: PolicyRecord, generation: Generation, obs: Observation
+) -> tuple[Step | None, str | None]:
+    short = generation.short_key or "?"
+    key_id = generation.key_id or ""
+    if _gone(generation, obs):
+        return Revoke(generation.rotation_id, key_id, short, "already deleted", True), None
+    holders = _holders(obs, generation.fingerprint)
+    if holders:
+        return None, f"key {short} is still served by {', '.join(holders)}; not revoking"
+    gate = evaluate_gate(policy, record, generation, obs)
+    if gate.open:
+        return Revoke(generation.rotation_id, key_id, short, gate.reason), None
+    state = "overdue" if gate.overdue else "waiting"
+    return None, f"key {short} {state}: {gate.reason}"
+
+
+def evaluate_gate(
+    policy: Policy, record: PolicyRecord, generation: Generation, obs: Observation
+) -> Gate:
+    """The revocation gate of a superseded generation (see ``ack`` in the README)."""
+    assert generation.superseded_at is not None
+    now = obs.now
+    since = now - generation.superseded_at
+    acked, waiting = _acknowledgements(policy, record, generation, obs)
+    if since < policy.min_overlap:
+        left = format_duration(timedelta(seconds=int((policy.min_overlap - since).total_seconds())))
+        return Gate(False, f"min_overlap: {left} left", acked, waiting)
+    if policy.ack == "grace":
+        return Gate(True, "grace: min_overlap has passed", acked, waiting)
+    if policy.ack == "explicit" and not waiting:
+        return Gate(True, f"acknowledged by {', '.join(acked)}", acked, waiting)
+    if policy.ack == "usage":
+        quiet = _quiet_for(generation, obs)
+        if quiet is not None and quiet >= policy.usage_quiet:
+            return Gate(True, f"usage: unused for {format_duration(_whole(quiet))}", acked, waiting)
+        why = "usage: key still in use" if quiet is not None else "usage: key usage not observed"
+    else:
+        why = f"waiting for {', '.join(waiting)}"
+    if since >= policy.max_wait:
+        if policy.on_timeout == "revoke":
+            return Gate(True, f"max_wait {format_duration(policy.max_wait)} passed ({why})", acked, waiting)
+        return Gate(False, f"max_wait passed, holding ({why})", acked, waiting, overdue=True)
+    return Gate(False, why, acked, waiting)
+
+
+def _acknowledgements(
+    policy: Policy, record: PolicyRecord, generation: Generation, obs: Observation
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Consumers that moved past ``generation`` (acked a newer key), and those that did not."""
+    newer = {g.fingerprint for g in record.newer_than(generation) if g.fingerprint}
+    acked = tuple(c for c in policy.consumers if c in obs.acks and obs.acks[c].fingerprint in newer)
+    waiting = tuple(c for c in policy.consumers if c not in acked)
+    return acked, waiting
+
+
+def _quiet_for(generation: Generation, obs: Observation) -> timedelta | None:
+    if obs.keys is None or generation.key_id is None or generation.superseded_at is None:
+        return None
+    key = obs.keys.get(generation.key_id)
+    if key is None:
+        return None
+    last = key.last_used_at
+    since = max(generation.superseded_at, last) if last else generation.superseded_at
+    return obs.now - since
+
+
+def _whole(value: timedelta) -> timedelta:
+    return timedelta(seconds=int(value.total_seconds()))

@@ -1,0 +1,248 @@
+"""A small synchronous client for LangSmith's API-key management routes.
+
+It speaks to ``<origin>/api/v1/<route>``, maps every failure into ``bridge.errors``
+(``LangSmithError`` and its subclasses, each naming the operation and HTTP status) and
+retries those marked ``retryable`` under a ``RetryPolicy``. The network is an injectable
+``httpx`` transport; sleeping and jitter are injectable too, so tests run instantly.
+
+The API key leaves the process only as the ``X-API-Key`` header: it is never logged and
+never put into an exception message. Response excerpts in messages pass through
+``bridge.secrets.redact`` and are cut to 200 characters.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+from bridge import __version__
+from bridge.langsmith._http import Requester
+from bridge.langsmith.endpoints import normalize_endpoint
+from bridge.langsmith.models import (
+    ApiKey,
+    CreatedKey,
+    ShapeError,
+    Workspace,
+    parse_api_keys,
+    parse_created_key,
+    parse_workspaces,
+)
+from bridge.langsmith.retry import RetryPolicy
+from bridge.secrets import Secret
+
+DEFAULT_RETRY: Final = RetryPolicy()
+DEFAULT_USER_AGENT: Final = f"langsmith-bridge/{__version__}"
+
+SERVICE_KEYS: Final = "/orgs/current/service-keys"
+WORKSPACE_KEYS: Final = "/api-key"
+WORKSPACES: Final = "/workspaces"
+SESSIONS: Final = "/sessions"
+
+# Ids go into URL paths and headers, so only URL- and header-safe ids are accepted.
+_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class LangSmithClient:
+    """LangSmith API client for service keys, workspace keys and workspaces.
+
+    Args:
+        endpoint: The API endpoint in any usual form; see ``normalize_endpoint``.
+        api_key: The key the client authenticates with (an org admin's service key).
+        organization_id: Sent as ``X-Organization-Id`` on org routes when given.
+        timeout: Seconds for connect, read, write and pool waits.
+        retry: Bounds for retries of retryable failures (429, 408, 5xx, no response).
+        transport: An ``httpx`` transport, e.g. ``httpx.MockTransport`` in tests.
+        sleep: Called with the seconds to wait between attempts.
+        rand: Uniform ``[0, 1)`` source for backoff jitter.
+        user_agent: The ``User-Agent`` header.
+
+    Raises:
+        ValueError: The endpoint, key or organisation id is unusable.
+        TypeError: ``api_key`` is not a ``Secret``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: Secret,
+        *,
+        organization_id: str | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.endpoint: str = normalize_endpoint(endpoint)
+        if not isinstance(api_key, Secret):
+            raise TypeError("api_key must be a bridge.secrets.Secret")
+        if not api_key:
+            raise ValueError("api_key is empty")
+        org = None if organization_id is None else _check_id(organization_id, "organization_id")
+        self._fingerprint = api_key.fingerprint
+        http = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,  # a redirect must never carry X-API-Key elsewhere
+            headers={"Accept": "application/json", "User-Agent": user_agent},
+        )
+        self._http = Requester(self.endpoint, api_key, org, http, retry, sleep, rand)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LangSmithClient({self.endpoint!r}, key={self._fingerprint})"
+
+    # Organisation-level service keys -------------------------------------------------
+
+    def list_service_keys(self) -> list[ApiKey]:
+        """All service keys of the organisation, org- and workspace-scoped."""
+        return self._http.fetch("list_service_keys", "GET", SERVICE_KEYS, parse_api_keys, org=True)
+
+    def create_service_key(
+        self,
+        *,
+        description: str,
+        expires_at: datetime | None = None,
+        workspaces: Sequence[str] | None = None,
+        role_id: str | None = None,
+        org_role_id: str | None = None,
+    ) -> CreatedKey:
+        """Create a service key; ``workspaces=None`` makes it organisation-wide.
+
+        Raises:
+            ValueError: ``expires_at`` is naive, or ``workspaces`` is a bare string.
+        """
+        if isinstance(workspaces, str):
+            raise ValueError("workspaces must be a sequence of workspace ids, not a string")
+        body = _create_body(description, expires_at, role_id)
+        if workspaces is not None:
+            body["workspaces"] = list(workspaces)
+        if org_role_id is not None:
+            body["org_role_id"] = org_role_id
+        op = "create_service_key"
+        return self._http.fetch(op, "POST", SERVICE_KEYS, parse_created_key, org=True, body=body)
+
+    def delete_service_key(self, key_id: str) -> None:
+        """Delete a service key; ``LangSmithNotFound`` if it is already gone."""
+        path = f"{SERVICE_KEYS}/{_check_id(key_id, 'key_id')}"
+        template = SERVICE_KEYS + "/{api_key_id}"
+        self._http.send("delete_service_key", "DELETE", template, path, org=True)
+
+    # Workspace keys (X-Tenant-Id) ------------------------------------------------------
+
+    def list_workspace_keys(self, workspace_id: str) -> list[ApiKey]:
+        """The API keys of one workspace."""
+        tenant = _check_id(workspace_id, "workspace_id")
+        op = "list_workspace_keys"
+        return self._http.fetch(op, "GET", WORKSPACE_KEYS, parse_api_keys, tenant=tenant)
+
+    def create_workspace_key(
+        self,
+        workspace_id: str,
+        *,
+        description: str,
+        expires_at: datetime | None = None,
+        role_id: str | None = None,
+    ) -> CreatedKey:
+        """Create a key scoped to one workspace.
+
+        Raises:
+            ValueError: ``expires_at`` is naive.
+        """
+        tenant = _check_id(workspace_id, "workspace_id")
+        body = _create_body(description, expires_at, role_id)
+        op = "create_workspace_key"
+        return self._http.fetch(
+            op, "POST", WORKSPACE_KEYS, parse_created_key, tenant=tenant, body=body
+        )
+
+    def delete_workspace_key(self, workspace_id: str, key_id: str) -> None:
+        """Delete a workspace key; ``LangSmithNotFound`` if it is already gone."""
+        tenant = _check_id(workspace_id, "workspace_id")
+        path = f"{WORKSPACE_KEYS}/{_check_id(key_id, 'key_id')}"
+        template = WORKSPACE_KEYS + "/{api_key_id}"
+        self._http.send("delete_workspace_key", "DELETE", template, path, tenant=tenant)
+
+    # Workspaces and key checks ---------------------------------------------------------
+
+    def list_workspaces(self) -> list[Workspace]:
+        """The workspaces visible to the client's key in its organisation."""
+        return self._http.fetch("list_workspaces", "GET", WORKSPACES, parse_workspaces, org=True)
+
+    def verify_key(self, key: Secret, *, workspace_id: str | None = None) -> None:
+        """Prove that ``key`` works the way a consumer will use it.
+
+        With ``workspace_id``, reads one project (``GET /sessions?limit=1`` with
+        ``X-Tenant-Id``), as the SDK does; without, lists workspaces. Retries as any call.
+
+        Raises:
+            LangSmithAuthError: The key is unknown, deleted, expired or unsendable.
+            WorkspaceRequired: An org-scoped key was used without ``workspace_id``.
+            LangSmithError: Any other failure, after the retry policy is spent.
+        """
+        if not isinstance(key, Secret):
+            raise TypeError("key must be a bridge.secrets.Secret")
+        op = "verify_key"
+        if workspace_id is None:
+            self._http.fetch(op, "GET", WORKSPACES, _expect_list, org=True, key=key)
+            return
+        tenant = _check_id(workspace_id, "workspace_id")
+        params = {"limit": "1"}
+        self._http.fetch(op, "GET", SESSIONS, _expect_list, tenant=tenant, key=key, params=params)
+
+
+def _check_id(value: str, name: str) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ValueError(f"{name} must be a non-empty id of letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _create_body(
+    description: str, expires_at: datetime | None, role_id: str | None
+) -> dict[str, Any]:
+    if not isinstance(description, str):
+        raise TypeError("description must be a string")
+    body: dict[str, Any] = {"description": description}
+    if expires_at is not None:
+        body["expires_at"] = rfc3339_utc(expires_at)
+    if role_id is not None:
+        body["role_id"] = role_id
+    return body
+
+
+def rfc3339_utc(moment: datetime) -> str:
+    """Format an aware datetime as RFC 3339 in UTC with a ``Z`` suffix.
+
+    Raises:
+        ValueError: ``moment`` is naive (its instant would be a guess).
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("expires_at must be timezone-aware")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _expect_list(body: Any) -> None:
+    if not isinstance(body, list):
+        raise ShapeError("body: expected an array")

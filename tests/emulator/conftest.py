@@ -1,0 +1,79 @@
+"""Fixtures for the emulator suite: a fresh emulator per test and a validating client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.emulator import Emulator, EmulatorClock
+from tests.openapi import openapi_hook
+
+MintKey = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def clock() -> EmulatorClock:
+    return EmulatorClock()
+
+
+@pytest.fixture
+def emulator(clock: EmulatorClock) -> Iterator[Emulator]:
+    with Emulator(clock=clock).start() as emu:
+        yield emu
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[httpx.Client]:
+    """An httpx client whose every response is checked against the OpenAPI spec."""
+    with httpx.Client(
+        base_url=emulator.url, timeout=5.0, event_hooks={"response": [openapi_hook]}
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def admin_headers(emulator: Emulator) -> dict[str, str]:
+    return {"X-API-Key": emulator.bootstrap["admin_key"]}
+
+
+@pytest.fixture
+def workspace_ids(emulator: Emulator) -> list[str]:
+    return list(emulator.bootstrap["workspace_ids"])
+
+
+@pytest.fixture
+def mint_key(client: httpx.Client, admin_headers: dict[str, str]) -> MintKey:
+    """Create an org service key with the admin key; returns the create response body."""
+
+    def mint(**body: Any) -> dict[str, Any]:
+        response = client.post(
+            "/api/v1/orgs/current/service-keys", json=body, headers=admin_headers
+        )
+        assert response.status_code == 200, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    return mint
+
+
+StartEmulator = Callable[..., tuple[Emulator, httpx.Client]]
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[StartEmulator]:
+    """Start extra emulators with custom switches; each with a validating client."""
+    started: list[tuple[Emulator, httpx.Client]] = []
+
+    def start(**switches: Any) -> tuple[Emulator, httpx.Client]:
+        emu = Emulator(**switches).start()
+        http = httpx.Client(base_url=emu.url, timeout=5.0, event_hooks={"response": [openapi_hook]})
+        started.append((emu, http))
+        return emu, http
+
+    yield start
+    for emu, http in started:
+        http.close()
+        emu.stop()

@@ -1,0 +1,88 @@
+"""The retry policy's delays and the reading of Retry-After hints."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from bridge.langsmith import RetryPolicy
+from bridge.langsmith.retry import parse_retry_after
+
+NOW = 1_800_000_000.0  # a fixed POSIX time
+
+
+def const(value: float) -> Callable[[], float]:
+    return lambda: value
+
+
+def test_defaults_match_the_documented_policy() -> None:
+    assert RetryPolicy() == RetryPolicy(
+        max_attempts=4, base_delay=0.5, max_delay=20.0, max_retry_after=60.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"),
+    [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (6, 16.0), (7, 20.0), (50, 20.0), (10_000, 20.0)],
+)
+def test_backoff_doubles_from_base_and_is_capped_at_max_delay(attempt: int, ceiling: float) -> None:
+    policy = RetryPolicy()
+    assert policy.delay(attempt, None, const(0.999999)) == pytest.approx(ceiling * 0.999999)
+    assert policy.delay(attempt, None, const(0.5)) == pytest.approx(ceiling / 2)
+
+
+def test_backoff_is_full_jitter_from_zero() -> None:
+    assert RetryPolicy().delay(3, None, const(0.0)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"), [(0.0, 0.0), (7.0, 7.0), (60.0, 60.0), (61.0, 60.0), (-3.0, 0.0)]
+)
+def test_server_hint_replaces_backoff_and_is_clamped(hint: float, expected: float) -> None:
+    rand_called = []
+    assert RetryPolicy().delay(1, hint, lambda: rand_called.append(1) or 0.5) == expected
+    assert rand_called == []
+
+
+@pytest.mark.parametrize(("hint", "too_long"), [(None, False), (60.0, False), (60.01, True)])
+def test_waits_too_long_only_beyond_max_retry_after(hint: float | None, too_long: bool) -> None:
+    assert RetryPolicy().waits_too_long(hint) is too_long
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_attempts": 0},
+        {"base_delay": -1.0},
+        {"max_delay": float("inf")},
+        {"max_retry_after": float("nan")},
+    ],
+)
+def test_policy_rejects_nonsense_bounds(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": " 2.5 "}, 2.5),
+        ({"Retry-After": "0"}, 0.0),
+        ({"Retry-After": "-4"}, 0.0),
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "inf"}, None),
+        ({"Retry-After": email.utils.formatdate(NOW + 30, usegmt=True)}, 30.0),
+        ({"Retry-After": email.utils.formatdate(NOW - 30, usegmt=True)}, 0.0),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00"}, 0.0),
+        ({"Retry-After-Ms": "1500"}, 1.5),
+        ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25),
+        ({"Retry-After-Ms": "bogus", "Retry-After": "9"}, 9.0),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers), NOW) == expected
