@@ -45,16 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    config_help = "config file (default: $LANGSMITH_BRIDGE_CONFIG, else ./bridge.toml)"
+    # -c is accepted before and after the command; the two land in different attributes
+    # because argparse lets a subcommand's defaults overwrite the main parser's values.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c", "--config", default=argparse.SUPPRESS,
-        help="config file (default: $LANGSMITH_BRIDGE_CONFIG, else ./bridge.toml)",
-    )
+    common.add_argument("-c", "--config", help=config_help)
     parser = argparse.ArgumentParser(
-        prog="langsmith-bridge", parents=[common],
+        prog="langsmith-bridge",
         description="Rotate LangSmith service keys into secret stores; revoke only after consumers ack.",
     )
-    parser.set_defaults(config=None)
+    parser.add_argument("-c", "--config", dest="main_config", metavar="CONFIG", help=config_help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -108,7 +108,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _config(args: argparse.Namespace) -> BridgeConfig:
-    return load_config(config_path(args.config, os.environ))
+    return load_config(config_path(args.config or args.main_config, os.environ))
 
 
 def _engine(config: BridgeConfig) -> Engine:
@@ -126,10 +126,9 @@ def _engine(config: BridgeConfig) -> Engine:
 
 
 def _run(args: argparse.Namespace, *, dry_run: bool | None = None) -> int:
-    config = _config(args)
-    engine = _engine(config)
-    policies = engine.select(args.policy, args.shard)
-    report = engine.run(policies, dry_run=args.dry_run if dry_run is None else dry_run)
+    with _engine(_config(args)) as engine:
+        policies = engine.select(args.policy, args.shard)
+        report = engine.run(policies, dry_run=args.dry_run if dry_run is None else dry_run)
     if args.json:
         _print_json({"dry_run": report.dry_run, "policies": [o.to_json() for o in report.outcomes]})
     else:
@@ -138,19 +137,12 @@ def _run(args: argparse.Namespace, *, dry_run: bool | None = None) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    if not args.json:
-        config = _config(args)
-        engine = _engine(config)
-        report = engine.run(engine.select(args.policy, args.shard), dry_run=True)
-        print(plan_text([o.plan for o in report.outcomes if o.plan]))
-        return EXIT_OK if report.ok else EXIT_FAILED
     return _run(args, dry_run=True)
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    config = _config(args)
-    engine = _engine(config)
-    report = engine.run(engine.select([args.policy]), force=frozenset([args.policy]))
+    with _engine(_config(args)) as engine:
+        report = engine.run(engine.select([args.policy]), force=frozenset([args.policy]))
     if args.json:
         _print_json({"policies": [o.to_json() for o in report.outcomes]})
     else:
@@ -227,7 +219,8 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_OK
     from bridge.validate import check_online
 
-    problems = check_online(config, _engine(config))
+    with _engine(config) as engine:
+        problems = check_online(config, engine)
     for line in problems:
         print(f"  problem: {line}")
     if problems:

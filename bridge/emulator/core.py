@@ -80,8 +80,7 @@ class Emulator:
         if self._server is None:
             self._server = EmulatorHTTPServer(self._address, self.api)
             self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                target=self._server.serve_until_stopped,
                 name=f"langsmith-emulator-{self.port}",
                 daemon=True,
             )
@@ -94,11 +93,11 @@ class Emulator:
         self._server = self._thread = None
         if server is None:
             return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
+        server.stop_serving()
         if thread is not None:
             thread.join(timeout=5)
+        server.close_connections()
+        server.server_close()
 
     @property
     def port(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import selectors
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +52,33 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.api = api
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self._wake_reader, self._wake_writer = socket.socketpair()
         super().__init__(address, EmulatorRequestHandler)
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections until ``stop_serving()``.
+
+        Unlike ``serve_forever()``, which polls for its shutdown flag, this loop also
+        waits on a wake-up socket, so stopping takes no poll interval.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if self._wake_reader in ready:
+                    return
+                self.handle_request()
+
+    def stop_serving(self) -> None:
+        """Make ``serve_until_stopped()`` return (from any thread)."""
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
@@ -82,6 +109,12 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     server_version = "LangSmithEmulator/0.1"
     timeout = IDLE_TIMEOUT_S
     server: EmulatorHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._serve()

@@ -112,6 +112,17 @@ class Engine:
             verify_delay=config.run.verify_delay,
         )
 
+    def close(self) -> None:
+        """Release the LangSmith connection pool and the state store."""
+        self.keys.close()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def select(self, names: Iterable[str] | None = None, shard: tuple[int, int] | None = None) -> list[Policy]:
         """The configured policies named (all when ``names`` is empty) and in ``shard``."""
         wanted = set(names or ())

@@ -11,8 +11,10 @@ from bridge.emulator import Emulator, EmulatorClock
 from tests.emulator.conftest import MintKey, StartEmulator
 
 
-def statuses(client: httpx.Client, count: int, **kwargs: object) -> list[int]:
-    return [client.get("/api/v1/info", **kwargs).status_code for _ in range(count)]  # type: ignore[arg-type]
+def statuses(
+    client: httpx.Client, count: int, headers: dict[str, str] | None = None
+) -> list[int]:
+    return [client.get("/api/v1/info", headers=headers).status_code for _ in range(count)]
 
 
 def test_rate_limit_answers_429_with_retry_after_until_the_window_passes(

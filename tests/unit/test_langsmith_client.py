@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -63,7 +64,7 @@ ROUTES: list[tuple[str, str, str, str, bool, str | None, Any]] = [
 
 def call(client: LangSmithClient, name: str) -> Any:
     """Invoke a client method by table name with typical arguments."""
-    calls = {
+    calls: dict[str, Callable[[], Any]] = {
         "list_service_keys": lambda: client.list_service_keys(),
         "create_service_key": lambda: client.create_service_key(description="d"),
         "delete_service_key": lambda: client.delete_service_key(KEY_ID),
@@ -165,7 +166,7 @@ def test_create_workspace_key_sends_description_expiry_and_role() -> None:
 def test_naive_expiry_is_rejected_before_any_request(kind: str) -> None:
     server, client = serve(Reply(200, json=CREATED_BODY))
     naive = datetime(2099, 1, 1)
-    create = {
+    create: Callable[[], Any] = {
         "service": lambda: client.create_service_key(description="d", expires_at=naive),
         "workspace": lambda: client.create_workspace_key(WS_ID, description="d", expires_at=naive),
     }[kind]
@@ -222,8 +223,8 @@ def test_delete_accepts_any_2xx_body() -> None:
     for reply in (Reply(200, json=KEY_BODY), Reply(204, text=""), Reply(200, text="ok")):
         _, client = serve(reply)
         with client:
-            assert client.delete_service_key(KEY_ID) is None
-            assert client.delete_workspace_key(WS_ID, KEY_ID) is None
+            client.delete_service_key(KEY_ID)
+            client.delete_workspace_key(WS_ID, KEY_ID)
 
 
 E = errors

@@ -78,6 +78,9 @@ SCENARIOS: list[tuple[str, Script]] = [
     ("2xx-bad-encoding", Reply(200, text=ECHO, headers={"Content-Encoding": "gzip"})),
 ]
 
+# A delete does not read the body of a 2xx, so these are successes for it.
+DELETE_ACCEPTS = {"2xx-not-json", "2xx-wrong-shape", "2xx-bad-key-field"}
+
 CALLS: dict[str, Callable[[LangSmithClient], Any]] = {
     "create_service_key": lambda c: c.create_service_key(description="d"),
     "create_workspace_key": lambda c: c.create_workspace_key(WS_ID, description="d"),
@@ -108,11 +111,13 @@ def test_no_key_material_in_any_error_or_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     _, client = serve(reply)
+    if name.startswith("delete") and scenario in DELETE_ACCEPTS:
+        with client:
+            assert CALLS[name](client) is None
+        return
     with client, pytest.raises(BridgeError) as info:
         CALLS[name](client)
     err = info.value
-    if scenario.startswith("2xx") and name.startswith("delete"):
-        pytest.fail("deletes accept any 2xx; scenario should not raise")  # pragma: no cover
     assert isinstance(err, LangSmithError)
     assert err.operation == name
     ours = [e for e in chain(err) if isinstance(e, BridgeError | ShapeError)]

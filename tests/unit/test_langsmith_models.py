@@ -58,7 +58,7 @@ def test_full_s1_key_parses_every_field() -> None:
 def test_optional_fields_absent_as_older_servers_send_them_read_as_none() -> None:
     key = parse_api_key(MINIMAL_S2_KEY)
     assert key == ApiKey(id="k-1", short_key="lsv2_sk_...aa", description="old server")
-    assert key.created_at is key.expires_at is key.workspace_names is key.access_scope is None
+    assert (key.created_at, key.expires_at, key.workspace_names, key.access_scope) == (None,) * 4
 
 
 def test_explicit_nulls_read_as_none() -> None:

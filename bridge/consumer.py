@@ -1,0 +1,86 @@
+"""For applications: load a policy's LangSmith settings from its target and acknowledge them.
+
+    from bridge.consumer import load_settings
+
+    settings = load_settings("tracing-prod", consumer="api", config="/etc/bridge/bridge.toml")
+    # os.environ now has LANGSMITH_API_KEY, LANGSMITH_ENDPOINT (and LANGSMITH_WORKSPACE_ID);
+    # the bridge knows "api" uses this key, so the previous one can be revoked.
+
+The consumer needs read access to the target and write access to its own acknowledgement
+in the state store; it never sees the admin key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bridge.config import config_path, load_config
+from bridge.engine import acknowledge
+from bridge.errors import BridgeError, ConfigError
+from bridge.payload import API_KEY, MARKER
+from bridge.secrets import Secret
+from bridge.state import open_store
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What was loaded. ``api_key`` is a ``Secret``: it does not print."""
+
+    policy: str
+    api_key: Secret
+    endpoint: str | None
+    workspace_id: str | None
+    fingerprint: str
+    rotation_id: str | None
+
+
+def load_settings(
+    policy: str,
+    consumer: str,
+    *,
+    config: str | Path | None = None,
+    target: int = 0,
+    environ: MutableMapping[str, str] | None = None,
+    ack: bool = True,
+) -> Settings:
+    """Read the policy's payload from its ``target`` (index in the config), export it into
+    ``environ`` (``os.environ`` by default) and, with ``ack``, acknowledge it as ``consumer``.
+
+    Raises:
+        ConfigError: the config, policy or target is unknown.
+        BridgeError: the target cannot be read or holds no key; the ack was refused.
+    """
+    from providers import open_provider
+
+    environ = os.environ if environ is None else environ
+    loaded = load_config(config_path(config, environ))
+    try:
+        spec = loaded.get_policy(policy)
+        target_config = spec.target[target]
+    except (KeyError, IndexError):
+        raise ConfigError(f"policy {policy!r} or its target #{target} is not configured") from None
+    provider = open_provider(target_config, policy)
+    try:
+        stored = provider.read()
+    finally:
+        provider.close()
+    if stored is None or stored.api_key is None:
+        raise BridgeError(f"target {provider.reference} holds no key for policy {policy!r} yet")
+    environ[API_KEY] = stored.api_key.reveal()
+    environ.update({name: value for name, value in stored.settings.items() if name != MARKER})
+    if ack:
+        acknowledge(
+            open_store(loaded.state), spec, consumer, stored.api_key.fingerprint, datetime.now(UTC)
+        )
+    return Settings(
+        policy=policy,
+        api_key=stored.api_key,
+        endpoint=stored.settings.get("LANGSMITH_ENDPOINT"),
+        workspace_id=stored.settings.get("LANGSMITH_WORKSPACE_ID"),
+        fingerprint=stored.api_key.fingerprint,
+        rotation_id=stored.rotation_id,
+    )

@@ -1,0 +1,283 @@
+"""The planner's rules, as a table: given a record, an observation and a policy, the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bridge.config import Policy
+from bridge.engine import Observation, TargetView, plan
+from bridge.engine.plan import Abandon, DeleteOrphan, Republish, Resume, Revoke, Rotate
+from bridge.engine.planner import LISTING_SKEW, evaluate_gate
+from bridge.langsmith import ApiKey
+from bridge.state import Ack, Generation, Phase, PolicyRecord
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+A, B = "file:/out/a.env", "file:/out/b.env"
+
+
+def policy(**overrides: Any) -> Policy:
+    fields: dict[str, Any] = {
+        "name": "p",
+        "rotate_every": "30d",
+        "key_ttl": "60d",
+        "consumers": ["api", "worker"],
+        "target": [
+            {"provider": "file", "path": "/out/a.env"},
+            {"provider": "file", "path": "/out/b.env", "format": "json"},
+        ],
+    }
+    return Policy.model_validate(fields | overrides)
+
+
+def gen(n: int, phase: Phase, *, age: timedelta = timedelta(days=1), **extra: Any) -> Generation:
+    created = NOW - age
+    fields: dict[str, Any] = {
+        "rotation_id": f"r{n}",
+        "phase": phase,
+        "started_at": created,
+        "key_id": f"k{n}",
+        "short_key": f"lsv2_sk_{n}",
+        "fingerprint": f"fp{n}",
+        "created_at": created,
+        "expires_at": created + timedelta(days=60),
+    }
+    if phase is Phase.SUPERSEDED:
+        fields["superseded_at"] = NOW - timedelta(hours=2)
+    return Generation.model_validate(fields | extra)
+
+
+def key(n: int | str, *, last_used: datetime | None = None) -> ApiKey:
+    return ApiKey(
+        id=f"k{n}",
+        short_key=f"lsv2_sk_{n}",
+        description=f"langsmith-bridge:default policy=p rotation=r{n}",
+        created_at=NOW - timedelta(days=1),
+        last_used_at=last_used,
+        expires_at=None,
+        workspace_names=None,
+        access_scope="organization",
+        role_id=None,
+        org_role_id=None,
+    )
+
+
+@dataclass
+class Case:
+    generations: list[Generation]
+    holders: dict[str, str | None]  # target id -> fingerprint held
+    expected: list[type]
+    keys: list[ApiKey] | None = None
+    acks: dict[str, str] = field(default_factory=dict)  # consumer -> fingerprint
+    policy: dict[str, Any] = field(default_factory=dict)
+    force: bool = False
+
+
+def run_case(case: Case) -> Any:
+    record = PolicyRecord(policy="p", generations=tuple(case.generations))
+    keys = (
+        case.keys
+        if case.keys is not None
+        else [key(g.rotation_id[1:]) for g in case.generations if g.phase.live]
+    )
+    obs = Observation(
+        now=NOW,
+        targets=tuple(
+            TargetView(tid, "file", tid, fingerprint=fp, exists=fp is not None, owned=True)
+            for tid, fp in case.holders.items()
+        ),
+        acks={c: Ack(consumer=c, fingerprint=fp, at=NOW) for c, fp in case.acks.items()},
+        keys={k.id: k for k in keys},
+        keys_listed_at=NOW,
+    )
+    return plan(policy(**case.policy), record, obs, force=case.force)
+
+
+CASES = {
+    "new policy rotates": Case([], {A: None, B: None}, [Rotate]),
+    "in sync and young: nothing": Case([gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, []),
+    "rotate_every passed": Case(
+        [gen(1, Phase.CURRENT, age=timedelta(days=31))], {A: "fp1", B: "fp1"}, [Rotate]
+    ),
+    "forced": Case([gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [Rotate], force=True),
+    "expiring key rotates early": Case(
+        [gen(1, Phase.CURRENT, expires_at=NOW + timedelta(minutes=30))],
+        {A: "fp1", B: "fp1"},
+        [Rotate],
+    ),
+    "current key deleted out of band": Case(
+        [gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [Rotate], keys=[]
+    ),
+    "drift: unknown key in a target": Case([gen(1, Phase.CURRENT)], {A: "fp1", B: "fpX"}, [Rotate]),
+    "missing target gets republished": Case(
+        [gen(1, Phase.CURRENT)], {A: "fp1", B: None}, [Republish]
+    ),
+    "no target holds the current key": Case([gen(1, Phase.CURRENT)], {A: None, B: None}, [Rotate]),
+    "interrupted intent is abandoned and its unrecorded key deleted by marker": Case(
+        [
+            gen(1, Phase.CURRENT),
+            gen(2, Phase.MINTING, key_id=None, fingerprint=None, short_key=None),
+        ],
+        {A: "fp1", B: "fp1"},
+        [Abandon, DeleteOrphan],
+    ),
+    "minted but unpublished key is abandoned": Case(
+        [gen(1, Phase.CURRENT), gen(2, Phase.PUBLISHING)], {A: "fp1", B: "fp1"}, [Abandon]
+    ),
+    "half-published generation resumes": Case(
+        [gen(1, Phase.CURRENT), gen(2, Phase.PUBLISHING)], {A: "fp2", B: "fp1"}, [Resume]
+    ),
+    "orphan key is deleted": Case(
+        [gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [DeleteOrphan], keys=[key(1), key(9)]
+    ),
+    "superseded waits for acks": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [],
+        acks={"api": "fp2"},
+    ),
+    "superseded revoked once all acked": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [Revoke],
+        acks={"api": "fp2", "worker": "fp2"},
+    ),
+    "an ack of the old key keeps the gate closed": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [],
+        acks={"api": "fp2", "worker": "fp1"},
+    ),
+    "never revoke a key a target still serves": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp1"},
+        [Republish],
+        acks={"api": "fp2", "worker": "fp2"},
+    ),
+    "grace revokes after min_overlap": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [Revoke],
+        policy={"ack": "grace", "min_overlap": "1h", "consumers": []},
+    ),
+    "grace holds within min_overlap": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [],
+        policy={"ack": "grace", "min_overlap": "3h", "consumers": []},
+    ),
+    "min_overlap holds even when acked": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [],
+        acks={"api": "fp2", "worker": "fp2"},
+        policy={"min_overlap": "3h"},
+    ),
+    "max_wait with revoke": Case(
+        [gen(1, Phase.SUPERSEDED, superseded_at=NOW - timedelta(days=8)), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [Revoke],
+        policy={"on_timeout": "revoke"},
+    ),
+    "max_wait with hold": Case(
+        [gen(1, Phase.SUPERSEDED, superseded_at=NOW - timedelta(days=8)), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [],
+    ),
+    "usage: quiet key revoked": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [Revoke],
+        keys=[key(1, last_used=NOW - timedelta(hours=3)), key(2)],
+        policy={"ack": "usage"},
+    ),
+    "usage: key still used holds": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [],
+        keys=[key(1, last_used=NOW - timedelta(minutes=5)), key(2)],
+        policy={"ack": "usage"},
+    ),
+    "superseded key already gone is marked revoked": Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [Revoke],
+        keys=[key(2)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_plan(case: Case) -> None:
+    result = run_case(case)
+    assert result.blocked is None
+    assert [type(step) for step in result.steps] == case.expected
+
+
+def test_key_minted_just_before_listing_is_not_taken_for_gone() -> None:
+    young = gen(1, Phase.CURRENT, age=LISTING_SKEW / 2)
+    result = run_case(Case([young], {A: "fp1", B: "fp1"}, [], keys=[]))
+    assert result.steps == ()
+
+
+def test_unreadable_target_blocks_everything() -> None:
+    record = PolicyRecord(policy="p", generations=(gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)))
+    obs = Observation(
+        now=NOW,
+        targets=(
+            TargetView(A, "file", A, error="permission denied"),
+            TargetView(B, "file", B, "fp2", True, True),
+        ),
+        acks={c: Ack(consumer=c, fingerprint="fp2", at=NOW) for c in ("api", "worker")},
+        keys={},
+        keys_listed_at=NOW,
+    )
+    result = plan(policy(), record, obs)
+    assert result.steps == ()
+    assert result.blocked and "permission denied" in result.blocked
+
+
+def test_foreign_target_blocks_rotation() -> None:
+    obs = Observation(now=NOW, targets=(TargetView(A, "file", A, "fpX", exists=True, owned=False),))
+    result = plan(
+        policy(target=[{"provider": "file", "path": "/out/a.env"}]), PolicyRecord(policy="p"), obs
+    )
+    assert result.steps == ()
+    assert result.blocked and "not owned" in result.blocked
+
+
+def test_gate_reports_who_acked_and_who_is_awaited() -> None:
+    old, new = gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)
+    record = PolicyRecord(policy="p", generations=(old, new))
+    obs = Observation(
+        now=NOW, targets=(), acks={"worker": Ack(consumer="worker", fingerprint="fp2", at=NOW)}
+    )
+    gate = evaluate_gate(policy(), record, old, obs)
+    assert (gate.open, gate.acked_by, gate.waiting_for) == (False, ("worker",), ("api",))
+
+
+def test_ack_of_a_later_generation_counts_for_an_older_one() -> None:
+    oldest, old, new = gen(1, Phase.SUPERSEDED), gen(2, Phase.SUPERSEDED), gen(3, Phase.CURRENT)
+    record = PolicyRecord(policy="p", generations=(oldest, old, new))
+    acks = {c: Ack(consumer=c, fingerprint="fp3", at=NOW) for c in ("api", "worker")}
+    obs = Observation(now=NOW, targets=(), acks=acks)
+    assert evaluate_gate(policy(), record, oldest, obs).open
+    assert evaluate_gate(policy(), record, old, obs).open
+
+
+def test_revocations_come_before_a_rotation() -> None:
+    case = Case(
+        [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT, age=timedelta(days=31))],
+        {A: "fp2", B: "fp2"},
+        [Revoke, Rotate],
+        acks={"api": "fp2", "worker": "fp2"},
+    )
+    assert [type(s) for s in run_case(case).steps] == case.expected
+
+
+def test_plan_is_pure() -> None:
+    case = CASES["half-published generation resumes"]
+    assert run_case(case) == run_case(case)
