@@ -22,7 +22,7 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.langsmith import LangSmithClient, RetryPolicy
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
-from bridge.render import plan_text, report_text, status_table
+from bridge.render import report_text, status_table
 from bridge.secrets import fingerprint
 from bridge.state import open_store
 
@@ -52,11 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", help=config_help)
     parser = argparse.ArgumentParser(
         prog="langsmith-bridge",
-        description="Rotate LangSmith service keys into secret stores; revoke only after consumers ack.",
+        description="Rotate LangSmith service keys into secret stores; "
+        "revoke an old key only after its consumers acknowledge the new one.",
     )
     parser.add_argument("-c", "--config", dest="main_config", metavar="CONFIG", help=config_help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -66,8 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     def selection(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
-        sub.add_argument("--shard", type=_shard, metavar="INDEX/COUNT", help="only this shard of the policies")
+        sub.add_argument(
+            "--policy", action="append", metavar="NAME", help="only this policy (repeatable)"
+        )
+        sub.add_argument(
+            "--shard", type=_shard, metavar="INDEX/COUNT", help="only this shard of the policies"
+        )
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 
     run = command("run", _run, "Reconcile every due policy once.")
@@ -84,13 +91,27 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("policy")
     ack.add_argument("--consumer", required=True)
     source = ack.add_mutually_exclusive_group()
-    source.add_argument("--from-env", metavar="VAR", nargs="?", const=API_KEY, default=None,
-                        help=f"read the key from this variable (default {API_KEY})")
-    source.add_argument("--from-file", type=Path, metavar="PATH", help="read the key from a dotenv or JSON payload")
-    validate = command("validate", _validate, "Check the configuration (and, with --online, access).")
-    validate.add_argument("--online", action="store_true", help="also check the admin key, workspaces and targets")
+    source.add_argument(
+        "--from-env",
+        metavar="VAR",
+        nargs="?",
+        const=API_KEY,
+        default=None,
+        help=f"read the key from this variable (default {API_KEY})",
+    )
+    source.add_argument(
+        "--from-file", type=Path, metavar="PATH", help="read the key from a dotenv or JSON payload"
+    )
+    validate = command(
+        "validate", _validate, "Check the configuration (and, with --online, access)."
+    )
+    validate.add_argument(
+        "--online", action="store_true", help="also check the admin key, workspaces and targets"
+    )
     command("config-schema", _schema, "Print the configuration's JSON Schema.")
-    emulator = command("emulator", _emulator, "Serve a local LangSmith-compatible API for demos and tests.")
+    emulator = command(
+        "emulator", _emulator, "Serve a local LangSmith-compatible API for demos and tests."
+    )
     from bridge.emulator.cli import add_arguments
 
     add_arguments(emulator)
@@ -182,11 +203,19 @@ def _ack(args: argparse.Namespace) -> int:
         policy = config.get_policy(args.policy)
     except KeyError:
         raise ConfigError(f"no policy named {args.policy!r}") from None
-    key = _key_from_file(args.from_file) if args.from_file else _key_from_env(args.from_env or API_KEY)
-    generation = acknowledge(open_store(config.state), policy, args.consumer, fingerprint(key), utcnow())
+    key = (
+        _key_from_file(args.from_file)
+        if args.from_file
+        else _key_from_env(args.from_env or API_KEY)
+    )
+    generation = acknowledge(
+        open_store(config.state), policy, args.consumer, fingerprint(key), utcnow()
+    )
     del key
-    print(f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "
-          f"({generation.fingerprint}, {generation.phase.value})")
+    print(
+        f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "
+        f"({generation.fingerprint}, {generation.phase.value})"
+    )
     return EXIT_OK
 
 

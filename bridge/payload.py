@@ -25,6 +25,7 @@ MARKER = "LANGSMITH_BRIDGE_MANAGED"
 Format = Literal["dotenv", "json"]
 
 _MARKER_VALUE = re.compile(r"^policy=(?P<policy>\S+) rotation=(?P<rotation>\S+)$")
+_ESCAPES = {"n": "\n", "r": "\r"}
 _DOTENV_LINE = re.compile(r"^(?:export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
 
 
@@ -63,6 +64,16 @@ class Stored:
     @property
     def fingerprint(self) -> str | None:
         return self.api_key.fingerprint if self.api_key else None
+
+    def __repr__(self) -> str:
+        # A foreign target may hold other secrets under any name (LANGCHAIN_API_KEY, ...):
+        # show the setting names, never their values.
+        return (
+            f"Stored(api_key={self.api_key!r}, settings=<{', '.join(sorted(self.settings))}>, "
+            f"policy={self.policy!r}, rotation_id={self.rotation_id!r}, version={self.version!r})"
+        )
+
+    __str__ = __repr__
 
     def owned_by(self, policy: str) -> bool:
         return self.policy == policy
@@ -114,7 +125,9 @@ def decode(text: str, fmt: Format) -> dict[str, str]:
             raise ValueError("not a JSON object of string values")
         return data
     env: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: ``splitlines`` would also split inside a quoted value at
+    # "\x0b", "\x85", "\u2028" and friends, which ``_quote`` leaves as they are.
+    for number, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -128,14 +141,19 @@ def decode(text: str, fmt: Format) -> dict[str, str]:
 def _quote(value: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value):
         return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
     return f'"{escaped}"'
 
 
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         inner = value[1:-1]
-        return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], inner)
+        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), inner, flags=re.DOTALL)
     if len(value) >= 2 and value[0] == value[-1] == "'":
         return value[1:-1]
     return value

@@ -57,17 +57,25 @@ def status_table(policies: list[dict[str, Any]], now: datetime) -> str:
                 " ".join(_target(t) for t in entry["targets"]),
             )
         )
-        details += [f"{entry['name']}: pending rotation {p['rotation_id']} ({p['phase']})" for p in entry["pending"]]
+        details += [
+            f"{entry['name']}: pending rotation {p['rotation_id']} ({p['phase']})"
+            for p in entry["pending"]
+        ]
         if entry["last_error"]:
             details.append(f"{entry['name']}: last error: {entry['last_error']}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines + details)
 
 
 def _superseded(entry: dict[str, Any]) -> str:
     waiting = entry["waiting_for"]
-    state = f"waiting for {'+'.join(waiting)}" if waiting and entry["gate"] != "open" else entry["gate"]
+    state = (
+        f"waiting for {'+'.join(waiting)}" if waiting and entry["gate"] != "open" else entry["gate"]
+    )
     return f"{entry['short_key']} ({state})"
 
 

@@ -26,7 +26,9 @@ def check_online(config: BridgeConfig, engine: Engine) -> list[str]:
             for policy in config.policy:
                 missing = sorted(set(policy.workspaces or ()) - known)
                 if missing:
-                    problems.append(f"policy {policy.name}: unknown workspace(s) {', '.join(missing)}")
+                    problems.append(
+                        f"policy {policy.name}: unknown workspace(s) {', '.join(missing)}"
+                    )
     for policy in config.policy:
         try:
             with engine.providers(policy) as providers:

@@ -38,7 +38,10 @@ class FileProvider:
             return None
         except PermissionError as exc:
             raise self._error(ProviderAccessDenied, "read", "permission denied") from exc
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            # Not retryable (the bytes will not change), and the error object holds them.
+            raise self._error(ProviderError, "read", "unreadable: not UTF-8 text") from None
+        except OSError as exc:
             raise self._error(ProviderUnavailable, "read", f"cannot read: {exc}") from exc
         try:
             env = decode(text, self.format)
@@ -62,7 +65,9 @@ class FileProvider:
         except PermissionError as exc:
             raise self._error(ProviderAccessDenied, "publish", "permission denied") from exc
         except OSError as exc:
-            raise self._error(ProviderUnavailable, "publish", exc.strerror or "write failed") from exc
+            raise self._error(
+                ProviderUnavailable, "publish", exc.strerror or "write failed"
+            ) from exc
         return payload.rotation_id
 
     def retire(self, version: str) -> None:

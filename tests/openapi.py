@@ -53,13 +53,15 @@ def _escape(token: str) -> str:
 
 @cache
 def _spec() -> dict[str, Any]:
-    return json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    spec: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    return spec
 
 
 @cache
-def _registry() -> Registry:
-    resource = Resource.from_contents(_spec(), default_specification=DRAFT202012)
-    return Registry().with_resource(SPEC_URI, resource)
+def _registry() -> Registry[Any]:
+    resource: Resource[Any] = Resource.from_contents(_spec(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
+    return registry
 
 
 @cache
@@ -68,9 +70,7 @@ def _operations() -> tuple[_Operation, ...]:
     for template, methods in _spec()["paths"].items():
         regex = "^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)) + "$"
         for method in methods:
-            ops.append(
-                _Operation(method.upper(), template, re.compile(regex), template.count("{"))
-            )
+            ops.append(_Operation(method.upper(), template, re.compile(regex), template.count("{")))
     # Literal segments win over parameters: /api-key/current before /api-key/{id}.
     return tuple(sorted(ops, key=lambda op: op.params))
 

@@ -22,7 +22,9 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as '30d' or '1h30m', got {type(value).__name__}")
+        raise ValueError(
+            f"expected a duration such as '30d' or '1h30m', got {type(value).__name__}"
+        )
     text = value.strip().lower()
     if not re.fullmatch(PATTERN, text):
         raise ValueError(f"invalid duration {value!r}: use runs of <number><w|d|h|m|s>, e.g. '30d'")
@@ -31,7 +33,7 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The inverse of ``parse_duration``: the shortest form, e.g. ``timedelta(hours=36)`` -> ``1d12h``."""
+    """The inverse of ``parse_duration``, shortest form: ``timedelta(hours=36)`` -> ``1d12h``."""
     remaining = int(value.total_seconds())
     if remaining == 0:
         return "0s"

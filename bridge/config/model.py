@@ -127,7 +127,9 @@ class Policy(_Frozen):
     default_workspace: str | None = Field(
         None, description="Published as LANGSMITH_WORKSPACE_ID when the key reaches several."
     )
-    role_id: str | None = Field(None, description="Workspace role of the key (LangSmith default: Admin).")
+    role_id: str | None = Field(
+        None, description="Workspace role of the key (LangSmith default: Admin)."
+    )
     org_role_id: str | None = Field(None, description="Org role, for org-wide keys only.")
     rotate_every: Duration = Field(timedelta(days=30))
     key_ttl: Duration = Field(timedelta(days=60), description="expires_at backstop on each key.")
@@ -180,7 +182,11 @@ class Policy(_Frozen):
             raise ValueError("rotate_every must be positive")
         if self.org_role_id and self.workspaces is not None:
             raise ValueError("org_role_id applies to org-wide keys only (omit 'workspaces')")
-        if self.default_workspace and self.workspaces and self.default_workspace not in self.workspaces:
+        if (
+            self.default_workspace
+            and self.workspaces
+            and self.default_workspace not in self.workspaces
+        ):
             raise ValueError("default_workspace must be one of 'workspaces'")
         ids = [target.target_id for target in self.target]
         if len(set(ids)) != len(ids):
@@ -216,14 +222,17 @@ class BridgeConfig(_Frozen):
     def _check_unique(self) -> BridgeConfig:
         names = [policy.name for policy in self.policy]
         if len(set(names)) != len(names):
-            raise ValueError(f"policy names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+            raise ValueError(
+                f"policy names repeat: {sorted({n for n in names if names.count(n) > 1})}"
+            )
         owners: dict[str, str] = {}
         for policy in self.policy:
             for target in policy.target:
                 other = owners.setdefault(target.target_id, policy.name)
                 if other != policy.name:
                     raise ValueError(
-                        f"policies {other!r} and {policy.name!r} write the same target {target.target_id}"
+                        f"policies {other!r} and {policy.name!r} write the same target "
+                        f"{target.target_id}"
                     )
         return self
 

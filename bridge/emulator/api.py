@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.emulator import views
+from bridge.emulator.clock import utc
 from bridge.emulator.control import Control
 from bridge.emulator.faults import FaultInjector, RateLimiter
 from bridge.emulator.models import (
@@ -53,7 +54,7 @@ class Call:
     Attributes:
         request: The request.
         params: Path parameters by name.
-        key: The authenticated key (a placeholder is never used: public routes get none).
+        key: The authenticated key; ``None`` on public routes.
         workspace_id: The resolved workspace, for workspace routes.
     """
 
@@ -219,7 +220,7 @@ class Api:
             record, key = self.state.create_key(
                 description=body.description,
                 read_only=body.read_only,
-                expires_at=body.expires_at,
+                expires_at=utc(body.expires_at) if body.expires_at else None,
                 workspace_ids=workspaces,
                 role_id=str(body.role_id) if body.role_id else None,
                 org_role_id=str(body.org_role_id) if body.org_role_id else None,

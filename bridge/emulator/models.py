@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -100,6 +100,13 @@ def parse_body(model: type[M], raw: bytes, *, default: dict[str, Any] | None = N
         raise _as_422(exc, "body") from exc
 
 
+def _is_list(annotation: Any) -> bool:
+    """Whether a field annotation is ``list[...]``, possibly inside ``... | None``."""
+    if get_origin(annotation) is list:
+        return True
+    return any(get_origin(arg) is list for arg in get_args(annotation))
+
+
 def parse_query(model: type[M], query: Mapping[str, list[str]]) -> M:
     """Validate query parameters; list fields take every value, others the last one.
 
@@ -109,8 +116,7 @@ def parse_query(model: type[M], query: Mapping[str, list[str]]) -> M:
     data: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if name in query:
-            is_list = "list" in str(info.annotation)
-            data[name] = query[name] if is_list else query[name][-1]
+            data[name] = query[name] if _is_list(info.annotation) else query[name][-1]
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -47,6 +47,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 resets bursts of new connections
 
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         self.api = api

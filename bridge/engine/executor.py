@@ -4,6 +4,7 @@ mint), so a run killed at any instant leaves a record the next run can finish fr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,8 +99,14 @@ class PolicyExecutor:
                 }
             )
         )
-        event(log, "minted", policy=self.policy.name, rotation=rotation_id,
-              short_key=created.info.short_key, reason=step.reason)
+        event(
+            log,
+            "minted",
+            policy=self.policy.name,
+            rotation=rotation_id,
+            short_key=created.info.short_key,
+            reason=step.reason,
+        )
         self._verify(generation, created.key)
         generation = self._publish(generation, created.key, tuple(self.providers))
         self._promote(generation)
@@ -125,16 +132,29 @@ class PolicyExecutor:
             if provider is not None:
                 provider.retire(version)
         self._end(generation, Phase.REVOKED, step.reason)
-        event(log, "revoked", policy=self.policy.name, rotation=step.rotation_id,
-              short_key=step.short_key, reason=step.reason)
+        event(
+            log,
+            "revoked",
+            policy=self.policy.name,
+            rotation=step.rotation_id,
+            short_key=step.short_key,
+            reason=step.reason,
+        )
 
     def _abandon(self, step: Abandon) -> None:
         generation = self.record.find(step.rotation_id)
         if step.key_id:
             self._delete_key(step.key_id)
         self._end(generation, Phase.ABANDONED, step.reason)
-        event(log, "abandoned", level=logging.WARNING, policy=self.policy.name,
-              rotation=step.rotation_id, short_key=step.short_key, reason=step.reason)
+        event(
+            log,
+            "abandoned",
+            level=logging.WARNING,
+            policy=self.policy.name,
+            rotation=step.rotation_id,
+            short_key=step.short_key,
+            reason=step.reason,
+        )
 
     # -- pieces ------------------------------------------------------------------------
 
@@ -162,7 +182,9 @@ class PolicyExecutor:
             rotation_id=generation.rotation_id,
         )
 
-    def _publish(self, generation: Generation, key: Secret, target_ids: tuple[str, ...]) -> Generation:
+    def _publish(
+        self, generation: Generation, key: Secret, target_ids: tuple[str, ...]
+    ) -> Generation:
         payload = Payload(self.policy.name, generation.rotation_id, key, self._settings())
         versions = dict(generation.targets)
         for target_id in target_ids:
@@ -175,8 +197,14 @@ class PolicyExecutor:
                     policy=self.policy.name,
                     rotation_id=generation.rotation_id,
                 )
-            event(log, "published", policy=self.policy.name, rotation=generation.rotation_id,
-                  target=target_id, fingerprint=payload.fingerprint)
+            event(
+                log,
+                "published",
+                policy=self.policy.name,
+                rotation=generation.rotation_id,
+                target=target_id,
+                fingerprint=payload.fingerprint,
+            )
         return generation.model_copy(update={"targets": versions})
 
     def _promote(self, generation: Generation) -> None:
@@ -192,9 +220,14 @@ class PolicyExecutor:
             generation.model_copy(update={"phase": Phase.CURRENT, "published_at": now})
         )
         self.record = self.ctx.store.save(record)
-        event(log, "current", policy=self.policy.name, rotation=generation.rotation_id,
-              short_key=generation.short_key,
-              superseded=previous.short_key if previous else None)
+        event(
+            log,
+            "current",
+            policy=self.policy.name,
+            rotation=generation.rotation_id,
+            short_key=generation.short_key,
+            superseded=previous.short_key if previous else None,
+        )
 
     def _read_back(self, target_id: str, generation: Generation) -> Secret:
         stored = self.providers[target_id].read()
@@ -213,10 +246,8 @@ class PolicyExecutor:
         return settings
 
     def _delete_key(self, key_id: str) -> None:
-        try:
+        with contextlib.suppress(LangSmithNotFound):  # already gone: what we wanted
             self.ctx.keys.delete_service_key(key_id)
-        except LangSmithNotFound:
-            pass  # already gone: exactly what we wanted
 
     def _end(self, generation: Generation, phase: Phase, reason: str) -> None:
         self._save(

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 
 _PATTERN = re.compile(
-    r"^langsmith-bridge:(?P<instance>[A-Za-z0-9_.-]+) policy=(?P<policy>\S+) rotation=(?P<rotation>\S+)$"
+    r"^langsmith-bridge:(?P<instance>[A-Za-z0-9_.-]+)"
+    r" policy=(?P<policy>\S+) rotation=(?P<rotation>\S+)$"
 )
 
 

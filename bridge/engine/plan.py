@@ -65,7 +65,7 @@ class DeleteOrphan(Step):
     rotation_id: str
 
     def describe(self) -> str:
-        return f"delete orphan key {self.short_key} (rotation {self.rotation_id}, in no live generation)"
+        return f"delete orphan key {self.short_key} (rotation {self.rotation_id}, unreferenced)"
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ class Resume(Step):
     targets: tuple[str, ...]  # targets still to write
 
     def describe(self) -> str:
-        return f"resume rotation {self.rotation_id}: publish to {', '.join(self.targets) or 'no target'} (key read back from {self.source})"
+        targets = ", ".join(self.targets) or "no other target"
+        return f"resume rotation {self.rotation_id}: publish to {targets} (key from {self.source})"
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class Republish(Step):
     targets: tuple[str, ...]
 
     def describe(self) -> str:
-        return f"republish rotation {self.rotation_id} to {', '.join(self.targets)} (key read back from {self.source})"
+        targets = ", ".join(self.targets)
+        return f"republish rotation {self.rotation_id} to {targets} (key from {self.source})"
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def _blocked(obs: Observation) -> str | None:
         if view.error:
             return f"target {view.target_id} cannot be read: {view.error}"
         if view.exists and not view.owned:
-            return f"target {view.target_id} exists and is not owned by this policy; refusing to touch it"
+            return f"target {view.target_id} exists and is not this policy's; refusing to touch it"
     return None
 
 
@@ -86,7 +86,9 @@ def _unfinished(record: PolicyRecord, obs: Observation, steps: list[Step]) -> Re
             if generation.key_id
             else "interrupted before its key was recorded"
         )
-        steps.append(Abandon(generation.rotation_id, generation.key_id, generation.short_key, reason))
+        steps.append(
+            Abandon(generation.rotation_id, generation.key_id, generation.short_key, reason)
+        )
     return resume
 
 
@@ -199,7 +201,9 @@ def evaluate_gate(
         why = f"waiting for {', '.join(waiting)}"
     if since >= policy.max_wait:
         if policy.on_timeout == "revoke":
-            return Gate(True, f"max_wait {format_duration(policy.max_wait)} passed ({why})", acked, waiting)
+            return Gate(
+                True, f"max_wait {format_duration(policy.max_wait)} passed ({why})", acked, waiting
+            )
         return Gate(False, f"max_wait passed, holding ({why})", acked, waiting, overdue=True)
     return Gate(False, why, acked, waiting)
 

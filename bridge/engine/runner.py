@@ -123,14 +123,17 @@ class Engine:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def select(self, names: Iterable[str] | None = None, shard: tuple[int, int] | None = None) -> list[Policy]:
+    def select(
+        self, names: Iterable[str] | None = None, shard: tuple[int, int] | None = None
+    ) -> list[Policy]:
         """The configured policies named (all when ``names`` is empty) and in ``shard``."""
         wanted = set(names or ())
         unknown = wanted - {policy.name for policy in self.config.policy}
         if unknown:
             raise BridgeError(f"no such policy: {', '.join(sorted(unknown))}")
         return [
-            p for p in self.config.policy
+            p
+            for p in self.config.policy
             if (not wanted or p.name in wanted) and in_shard(p.name, shard)
         ]
 

@@ -67,7 +67,9 @@ def _current(g: Generation) -> dict[str, Any]:
     }
 
 
-def _superseded(policy: Policy, record: PolicyRecord, g: Generation, obs: Observation) -> dict[str, Any]:
+def _superseded(
+    policy: Policy, record: PolicyRecord, g: Generation, obs: Observation
+) -> dict[str, Any]:
     gate = evaluate_gate(policy, record, g, obs)
     return {
         "key_id": g.key_id,

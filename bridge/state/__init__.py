@@ -10,6 +10,7 @@ def open_store(settings: FileStateSettings) -> StateStore:
     """The state backend the configuration names."""
     return FileStateStore(settings.path)
 
+
 __all__ = [
     "Ack",
     "FileStateStore",

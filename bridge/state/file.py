@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.fsutil import atomic_write
 from bridge.errors import LeaseHeld, StateConflict, StateError
+from bridge.fsutil import atomic_write
 from bridge.state.model import Ack, PolicyRecord
 
 FORMAT = 1

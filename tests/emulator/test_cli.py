@@ -25,7 +25,15 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """Run the emulator CLI on a free port; always reaped at the end."""
     bootstrap = tmp_path / "bootstrap.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge.emulator", "--port", "0", "--bootstrap-file", str(bootstrap)],
+        [
+            sys.executable,
+            "-m",
+            "bridge.emulator",
+            "--port",
+            "0",
+            "--bootstrap-file",
+            str(bootstrap),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -39,7 +47,9 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         process.communicate(timeout=10)
 
 
-def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 15.0) -> dict[str, object]:
+def wait_for(
+    path: Path, process: subprocess.Popen[str], timeout: float = 15.0
+) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, process.communicate()
@@ -61,7 +71,9 @@ def test_cli_writes_a_private_bootstrap_file_and_exits_cleanly_on_signal(
     assert not endpoint.endswith(":0")
     assert len(bootstrap["workspace_ids"]) >= 2  # type: ignore[arg-type]
     with httpx.Client(base_url=endpoint, event_hooks={"response": [openapi_hook]}) as client:
-        response = client.get("/api/v1/workspaces", headers={"X-API-Key": str(bootstrap["admin_key"])})
+        response = client.get(
+            "/api/v1/workspaces", headers={"X-API-Key": str(bootstrap["admin_key"])}
+        )
     assert response.status_code == 200
 
     process.send_signal(sig)
@@ -75,7 +87,7 @@ def test_cli_writes_a_private_bootstrap_file_and_exits_cleanly_on_signal(
 
 def test_cli_rejects_a_non_loopback_host(tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, "-m", "bridge.emulator", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "bridge.emulator", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -18,7 +18,8 @@ def test_created_key_has_the_documented_shape_and_a_matching_short_key(mint_key:
     created = mint_key(description="ci")
 
     key = created["key"]
-    assert KEY_SHAPE.match(key) and len(key) == 51
+    assert KEY_SHAPE.match(key)
+    assert len(key) == 51
     assert created["short_key"] == f"lsv2_sk_{key[8:12]}...{key[-4:]}"
     assert key not in created["short_key"]
     assert created["description"] == "ci"
@@ -99,6 +100,12 @@ def test_expires_at_round_trips_exactly(mint_key: MintKey):
 
 def test_expires_at_with_an_offset_comes_back_as_the_same_instant(mint_key: MintKey):
     created = mint_key(expires_at="2099-12-31T02:00:00+02:00")
+
+    assert created["expires_at"] == "2099-12-31T00:00:00Z"
+
+
+def test_expires_at_without_offset_is_taken_as_utc(mint_key: MintKey):
+    created = mint_key(expires_at="2099-12-31T00:00:00")
 
     assert created["expires_at"] == "2099-12-31T00:00:00Z"
 

@@ -29,7 +29,9 @@ def test_every_route_answers_with_and_without_the_api_prefix(
 
 def test_prefix_less_alias_works_for_writes(client: httpx.Client, admin_headers: dict[str, str]):
     created = client.post("/orgs/current/service-keys", json={}, headers=admin_headers)
-    deleted = client.delete(f"/orgs/current/service-keys/{created.json()['id']}", headers=admin_headers)
+    deleted = client.delete(
+        f"/orgs/current/service-keys/{created.json()['id']}", headers=admin_headers
+    )
 
     assert (created.status_code, deleted.status_code) == (200, 200)
 
@@ -135,7 +137,8 @@ def test_connections_are_kept_alive_across_requests(emulator: Emulator):
     assert first.getheader("Content-Length") == str(len(first_body))
     validate_body("GET", "/api/v1/info", first.status, json.loads(first_body))
     assert json.loads(first_body) == json.loads(second_body)
-    assert first_socket is not None and first_socket is second_socket
+    assert first_socket is not None
+    assert first_socket is second_socket
 
 
 def test_chunked_request_body_is_accepted(emulator: Emulator):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import httpx
+import os
+from pathlib import Path
+
 import langsmith
 import pytest
+from langsmith.utils import LangSmithUserError
 
 from bridge.emulator import Emulator
 from tests.emulator.conftest import MintKey
 
 
 @pytest.fixture
-def sdk_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("LANGCHAIN_API_KEY", "LANGCHAIN_ENDPOINT", "LANGCHAIN_WORKSPACE_ID"):
-        monkeypatch.delenv(name, raising=False)
+def sdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A clean SDK environment: no inherited LangSmith settings, no profile, no tracing."""
+    for name in list(os.environ):
+        if name.startswith(("LANGSMITH_", "LANGCHAIN_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LANGSMITH_CONFIG_FILE", str(tmp_path / "absent.json"))
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("LANGCHAIN_TRACING_V2", "false")
     return monkeypatch
@@ -34,9 +40,24 @@ def test_sdk_lists_seeded_projects_with_a_workspace_scoped_key(
     try:
         projects = list(client.list_projects())
     finally:
-        client.close() if hasattr(client, "close") else None
+        client.close()
 
     assert sorted(p.name for p in projects) == ["bridge-demo", "default"]
     assert {str(p.tenant_id) for p in projects} == {workspace_ids[0]}
-    keys = {k["id"]: k for k in httpx.get(f"{emulator.url}/_emulator/keys").json()}
-    assert keys[created["id"]]["last_used_at"] is not None
+    record = emulator.state.get_key(created["id"])
+    assert record is not None
+    assert record.last_used_at is not None
+
+
+def test_sdk_with_an_org_scoped_key_and_no_workspace_gets_the_workspace_hint(
+    sdk_env: pytest.MonkeyPatch, emulator: Emulator
+):
+    sdk_env.setenv("LANGSMITH_API_KEY", emulator.bootstrap["admin_key"])
+    sdk_env.setenv("LANGSMITH_ENDPOINT", f"{emulator.url}/api/v1")
+
+    client = langsmith.Client()
+    try:
+        with pytest.raises(LangSmithUserError, match="org-scoped"):
+            list(client.list_projects())
+    finally:
+        client.close()

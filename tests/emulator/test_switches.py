@@ -11,9 +11,7 @@ from bridge.emulator import Emulator, EmulatorClock
 from tests.emulator.conftest import MintKey, StartEmulator
 
 
-def statuses(
-    client: httpx.Client, count: int, headers: dict[str, str] | None = None
-) -> list[int]:
+def statuses(client: httpx.Client, count: int, headers: dict[str, str] | None = None) -> list[int]:
     return [client.get("/api/v1/info", headers=headers).status_code for _ in range(count)]
 
 
@@ -189,7 +187,7 @@ def test_reset_restores_the_bootstrap_state(
 
 def test_emulator_refuses_to_bind_beyond_loopback():
     with pytest.raises(ValueError, match="loopback"):
-        Emulator(host="0.0.0.0")
+        Emulator(host="0.0.0.0")  # noqa: S104 - must be refused
 
 
 def test_emulator_rejects_out_of_range_switches():

@@ -68,7 +68,10 @@ def test_ill_typed_create_body_gives_422(
 
 
 def test_org_role_with_workspaces_gives_422(
-    client: httpx.Client, admin_headers: dict[str, str], emulator: Emulator, workspace_ids: list[str]
+    client: httpx.Client,
+    admin_headers: dict[str, str],
+    emulator: Emulator,
+    workspace_ids: list[str],
 ):
     body = {
         "workspaces": workspace_ids[:1],
@@ -143,9 +146,7 @@ def test_patch_without_body_gives_422(
 def test_malformed_key_id_in_path_gives_422(
     client: httpx.Client, admin_headers: dict[str, str], method: str
 ):
-    response = client.request(
-        method, f"{SERVICE_KEYS}/not-a-uuid", json={}, headers=admin_headers
-    )
+    response = client.request(method, f"{SERVICE_KEYS}/not-a-uuid", json={}, headers=admin_headers)
 
     assert_422(response, ["path", "api_key_id"])
 
@@ -168,7 +169,9 @@ def test_session_paging_out_of_range_gives_422(
     loc: list[str],
 ):
     response = client.get(
-        "/api/v1/sessions", params=params, headers={**admin_headers, "X-Tenant-Id": workspace_ids[0]}
+        "/api/v1/sessions",
+        params=params,
+        headers={**admin_headers, "X-Tenant-Id": workspace_ids[0]},
     )
 
     assert_422(response, loc)

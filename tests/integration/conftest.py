@@ -44,13 +44,20 @@ path = "state/bridge-state.json"
 """
 
 
-def policy_toml(name: str, *, workspaces: list[str] | None = None, fmt: str = "dotenv", **fields: Any) -> str:
+def policy_toml(
+    name: str, *, workspaces: list[str] | None = None, fmt: str = "dotenv", **fields: Any
+) -> str:
     lines = ["[[policy]]", f'name = "{name}"']
     if workspaces is not None:
         lines.append(f"workspaces = {json.dumps(workspaces)}")
     for field, value in fields.items():
         lines.append(f"{field} = {json.dumps(value)}")
-    lines += ["[[policy.target]]", 'provider = "file"', f'path = "out/{name}.env"', f'format = "{fmt}"']
+    lines += [
+        "[[policy.target]]",
+        'provider = "file"',
+        f'path = "out/{name}.env"',
+        f'format = "{fmt}"',
+    ]
     return "\n".join(lines)
 
 
@@ -70,13 +77,25 @@ class Bridge:
     def engine(self, *, retry: RetryPolicy = FAST_RETRY) -> Engine:
         config = self.config
         client = LangSmithClient(
-            config.langsmith.api_endpoint, read_admin_key(config.langsmith), retry=retry, sleep=lambda _: None
+            config.langsmith.api_endpoint,
+            read_admin_key(config.langsmith),
+            retry=retry,
+            sleep=lambda _: None,
         )
-        return Engine(config, client, self.store(), open_provider, clock=self.emu.clock.now, sleep=lambda _: None)
+        return Engine(
+            config,
+            client,
+            self.store(),
+            open_provider,
+            clock=self.emu.clock.now,
+            sleep=lambda _: None,
+        )
 
     def run(self, *names: str, force: bool = False) -> RunReport:
         with self.engine() as engine:
-            report = engine.run(engine.select(names or None), force=frozenset(names) if force else frozenset())
+            report = engine.run(
+                engine.select(names or None), force=frozenset(names) if force else frozenset()
+            )
         assert report.ok, [o.error for o in report.outcomes]
         return report
 
@@ -89,7 +108,9 @@ class Bridge:
         with self.engine() as engine, engine.providers(policy) as providers:
             views = observe_targets(providers, name)
         store = self.store()
-        return policy_status(policy, store.load(name), store.acks(name), views, self.emu.clock.now())
+        return policy_status(
+            policy, store.load(name), store.acks(name), views, self.emu.clock.now()
+        )
 
     def payload(self, name: str) -> dict[str, str]:
         path = self.root / "out" / f"{name}.env"

@@ -18,8 +18,15 @@ def bridge(make_bridge, emulator) -> Bridge:  # type: ignore[no-untyped-def]
     workspace = emulator.bootstrap["workspace_ids"][0]
     return make_bridge(
         policy_toml(
-            "tracing-prod", workspaces=[workspace], rotate_every="30d", key_ttl="60d",
-            consumers=["api", "worker"], ack="explicit", min_overlap="0s", max_wait="7d", on_timeout="hold",
+            "tracing-prod",
+            workspaces=[workspace],
+            rotate_every="30d",
+            key_ttl="60d",
+            consumers=["api", "worker"],
+            ack="explicit",
+            min_overlap="0s",
+            max_wait="7d",
+            on_timeout="hold",
         )
     )
 
@@ -31,7 +38,9 @@ def status(bridge: Bridge) -> dict:  # type: ignore[type-arg]
     return entry  # type: ignore[no-any-return]
 
 
-def test_full_cycle_mint_publish_rotate_ack_revoke(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_cycle_mint_publish_rotate_ack_revoke(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
     outputs = []
 
     # 1. run: a working key lands in the file.
@@ -41,14 +50,21 @@ def test_full_cycle_mint_publish_rotate_ack_revoke(bridge: Bridge, monkeypatch: 
     first = status(bridge)
     assert first["current"] is not None and first["superseded"] == []
     assert first["targets"] == [
-        {"provider": "file", "reference": str(bridge.root / "out/tracing-prod.env"), "in_sync": True,
-         "fingerprint": first["current"]["fingerprint"], "error": None}
+        {
+            "provider": "file",
+            "reference": str(bridge.root / "out/tracing-prod.env"),
+            "in_sync": True,
+            "fingerprint": first["current"]["fingerprint"],
+            "error": None,
+        }
     ]
     payload = bridge.payload("tracing-prod")
     for name in ("LANGSMITH_API_KEY", "LANGSMITH_ENDPOINT"):
         monkeypatch.setenv(name, payload[name])
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
-    assert [p.name for p in Client().list_projects()]  # the official SDK, configured only from the payload
+    assert [
+        p.name for p in Client().list_projects()
+    ]  # the official SDK, configured only from the payload
 
     # 2. rotate: two keys; the old one waits for both consumers.
     code, out, err = bridge.cli("rotate", "tracing-prod")
@@ -67,7 +83,14 @@ def test_full_cycle_mint_publish_rotate_ack_revoke(bridge: Bridge, monkeypatch: 
     assert not bridge.emulator_key(old["key_id"])["deleted"]
 
     # 3. both consumers ack the new key (from the file, and from the environment).
-    code, out, err = bridge.cli("ack", "tracing-prod", "--consumer", "api", "--from-file", str(bridge.root / "out/tracing-prod.env"))
+    code, out, err = bridge.cli(
+        "ack",
+        "tracing-prod",
+        "--consumer",
+        "api",
+        "--from-file",
+        str(bridge.root / "out/tracing-prod.env"),
+    )
     outputs += [out, err]
     assert code == 0, err
     assert status(bridge)["superseded"][0]["acked_by"] == ["api"]
@@ -116,6 +139,8 @@ def test_ack_with_a_foreign_key_is_refused(bridge: Bridge, monkeypatch: pytest.M
 
 
 def test_validate_online_checks_workspaces(make_bridge) -> None:  # type: ignore[no-untyped-def]
-    bridge = make_bridge(policy_toml("p", workspaces=["00000000-0000-4000-8000-000000000000"], ack="grace"))
+    bridge = make_bridge(
+        policy_toml("p", workspaces=["00000000-0000-4000-8000-000000000000"], ack="grace")
+    )
     code, out, _ = bridge.cli("validate", "--online")
     assert code == 1 and "unknown workspace" in out
