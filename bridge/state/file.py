@@ -35,8 +35,26 @@ class FileStateStore:
         self.path = path
         self._locks = path.with_name(path.name + ".locks")
         self._thread_lock = threading.Lock()
+        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     # -- reading -----------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The parsed file for read-only use, re-parsed only when the file was replaced.
+
+        Every write renames a new file into place, so (inode, size, mtime) names a version;
+        a run over many policies then parses the file once instead of once per policy.
+        """
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return self._read()
+        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = self._cache
+        if cached is None or cached[0] != version:
+            cached = (version, self._read())
+            self._cache = cached
+        return cached[1]
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -59,7 +77,7 @@ class FileStateStore:
         return data
 
     def load(self, policy: str) -> PolicyRecord:
-        raw = self._read()["policies"].get(policy)
+        raw = self._snapshot()["policies"].get(policy)
         if raw is None:
             return PolicyRecord(policy=policy)
         try:
@@ -68,10 +86,10 @@ class FileStateStore:
             raise StateError(f"state file {self.path}: record of {policy!r} is malformed") from exc
 
     def policies(self) -> list[str]:
-        return sorted(self._read()["policies"])
+        return sorted(self._snapshot()["policies"])
 
     def acks(self, policy: str) -> dict[str, Ack]:
-        raw = self._read()["acks"].get(policy, {})
+        raw = self._snapshot()["acks"].get(policy, {})
         return {consumer: Ack.model_validate(ack) for consumer, ack in raw.items()}
 
     # -- writing -----------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""House rules that code review alone would let slip."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLOUD_SDKS = ("boto3", "botocore", "hvac", "google", "grpc")
+
+
+def python_files(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", python_files("bridge"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_never_imports_a_cloud_sdk(path: Path) -> None:
+    offending = {m for m in imported_modules(path) if m.split(".")[0] in CLOUD_SDKS}
+    assert not offending
+
+
+def test_importing_the_cli_and_engine_loads_no_cloud_sdk() -> None:
+    code = (
+        "import sys, bridge.cli, bridge.engine, bridge.consumer, providers, providers.file;"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {CLOUD_SDKS!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "path", python_files("bridge", "providers"), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_modules_stay_small(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 400
+
+
+def test_no_key_shaped_literal_outside_tests() -> None:
+    from bridge.secrets import KEY_PATTERN
+
+    hits = [p for p in python_files("bridge", "providers") if KEY_PATTERN.search(p.read_text())]
+    assert hits == []
