@@ -67,7 +67,7 @@ class PolicyExecutor:
             self._abandon(step)
         elif isinstance(step, DeleteOrphan):
             self._delete_key(step.key_id)
-            event(log, "orphan_deleted", policy=self.policy.name, short_key=step.short_key)
+            self._log("orphan_deleted", short_key=step.short_key)
         else:  # pragma: no cover - the planner emits only the steps above
             raise TypeError(f"unknown step {step!r}")
 
@@ -99,10 +99,8 @@ class PolicyExecutor:
                 }
             )
         )
-        event(
-            log,
+        self._log(
             "minted",
-            policy=self.policy.name,
             rotation=rotation_id,
             short_key=created.info.short_key,
             reason=step.reason,
@@ -132,10 +130,8 @@ class PolicyExecutor:
             if provider is not None:
                 provider.retire(version)
         self._end(generation, Phase.REVOKED, step.reason)
-        event(
-            log,
+        self._log(
             "revoked",
-            policy=self.policy.name,
             rotation=step.rotation_id,
             short_key=step.short_key,
             reason=step.reason,
@@ -146,11 +142,9 @@ class PolicyExecutor:
         if step.key_id:
             self._delete_key(step.key_id)
         self._end(generation, Phase.ABANDONED, step.reason)
-        event(
-            log,
+        self._log(
             "abandoned",
             level=logging.WARNING,
-            policy=self.policy.name,
             rotation=step.rotation_id,
             short_key=step.short_key,
             reason=step.reason,
@@ -175,11 +169,10 @@ class PolicyExecutor:
         if generation.key_id:
             self._delete_key(generation.key_id)
         self._end(generation, Phase.ABANDONED, "new key failed verification")
-        raise RotationError(
+        raise self._failure(
             f"new key {generation.short_key} was rejected by LangSmith "
             f"{self.ctx.verify_attempts} time(s); abandoned it",
-            policy=self.policy.name,
-            rotation_id=generation.rotation_id,
+            generation,
         )
 
     def _publish(
@@ -192,15 +185,11 @@ class PolicyExecutor:
             versions[target_id] = provider.publish(payload)
             stored = provider.read()
             if stored is None or stored.fingerprint != payload.fingerprint:
-                raise RotationError(
-                    f"target {target_id} does not hold the new key after writing it",
-                    policy=self.policy.name,
-                    rotation_id=generation.rotation_id,
+                raise self._failure(
+                    f"target {target_id} does not hold the new key after writing it", generation
                 )
-            event(
-                log,
+            self._log(
                 "published",
-                policy=self.policy.name,
                 rotation=generation.rotation_id,
                 target=target_id,
                 fingerprint=payload.fingerprint,
@@ -220,10 +209,8 @@ class PolicyExecutor:
             generation.model_copy(update={"phase": Phase.CURRENT, "published_at": now})
         )
         self.record = self.ctx.store.save(record)
-        event(
-            log,
+        self._log(
             "current",
-            policy=self.policy.name,
             rotation=generation.rotation_id,
             short_key=generation.short_key,
             superseded=previous.short_key if previous else None,
@@ -232,10 +219,8 @@ class PolicyExecutor:
     def _read_back(self, target_id: str, generation: Generation) -> Secret:
         stored = self.providers[target_id].read()
         if stored is None or stored.api_key is None or stored.fingerprint != generation.fingerprint:
-            raise RotationError(
-                f"target {target_id} no longer holds key {generation.short_key}",
-                policy=self.policy.name,
-                rotation_id=generation.rotation_id,
+            raise self._failure(
+                f"target {target_id} no longer holds key {generation.short_key}", generation
             )
         return stored.api_key
 
@@ -255,6 +240,12 @@ class PolicyExecutor:
                 update={"phase": phase, "ended_at": self.ctx.clock(), "end_reason": reason}
             )
         )
+
+    def _log(self, name: str, level: int = logging.INFO, **fields: object) -> None:
+        event(log, name, level, policy=self.policy.name, **fields)
+
+    def _failure(self, message: str, generation: Generation) -> RotationError:
+        return RotationError(message, policy=self.policy.name, rotation_id=generation.rotation_id)
 
     def _save(self, generation: Generation) -> Generation:
         self.record = self.ctx.store.save(self.record.with_generation(generation))

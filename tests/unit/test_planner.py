@@ -246,7 +246,7 @@ def test_foreign_target_blocks_rotation() -> None:
         policy(target=[{"provider": "file", "path": "/out/a.env"}]), PolicyRecord(policy="p"), obs
     )
     assert result.steps == ()
-    assert result.blocked and "not owned" in result.blocked
+    assert result.blocked and "refusing to touch it" in result.blocked
 
 
 def test_gate_reports_who_acked_and_who_is_awaited() -> None:
