@@ -17,6 +17,7 @@ world), ``models`` (request validation), ``views`` (response shapes), ``faults``
 from bridge.emulator.clock import EmulatorClock
 from bridge.emulator.core import Emulator
 from bridge.emulator.faults import FaultSwitches
-from bridge.emulator.state import EmulatorState, KeyRecord
+from bridge.emulator.records import KeyRecord
+from bridge.emulator.state import EmulatorState
 
 __all__ = ["Emulator", "EmulatorClock", "EmulatorState", "FaultSwitches", "KeyRecord"]

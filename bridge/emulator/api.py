@@ -30,6 +30,7 @@ from bridge.emulator.models import (
     parse_query,
     parse_uuid,
 )
+from bridge.emulator.records import KeyRecord, KeyRuleError
 from bridge.emulator.responses import (
     ApiError,
     Request,
@@ -39,7 +40,7 @@ from bridge.emulator.responses import (
     too_many_requests,
     validation_error,
 )
-from bridge.emulator.state import EmulatorState, KeyRecord, KeyRuleError
+from bridge.emulator.state import EmulatorState
 
 log = logging.getLogger(__name__)
 

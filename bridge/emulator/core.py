@@ -12,8 +12,9 @@ from bridge.emulator.api import Api
 from bridge.emulator.clock import EmulatorClock
 from bridge.emulator.control import Control
 from bridge.emulator.faults import FaultInjector, FaultSwitches, RateLimiter
+from bridge.emulator.records import Seed
 from bridge.emulator.server import EmulatorHTTPServer
-from bridge.emulator.state import EmulatorState, Seed
+from bridge.emulator.state import EmulatorState
 
 
 def _loopback(host: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.emulator.clock import isoformat
-from bridge.emulator.state import EmulatorState, KeyRecord, Project, Workspace
+from bridge.emulator.records import KeyRecord, Project, Workspace
+from bridge.emulator.state import EmulatorState
 
 SERVER_VERSION = "0.12.0"
 
@@ -149,6 +150,7 @@ def info_view() -> dict[str, Any]:
             "size_limit": 100,
             "size_limit_bytes": 20971520,
         },
-        "instance_flags": {"emulator": True},
+        # SaaS advertises zstd run compression; without the flag the SDK warns on start-up.
+        "instance_flags": {"emulator": True, "zstd_compression_enabled": True},
         "customer_info": None,
     }

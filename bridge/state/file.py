@@ -90,7 +90,10 @@ class FileStateStore:
 
     def acks(self, policy: str) -> dict[str, Ack]:
         raw = self._snapshot()["acks"].get(policy, {})
-        return {consumer: Ack.model_validate(ack) for consumer, ack in raw.items()}
+        try:
+            return {consumer: Ack.model_validate(ack) for consumer, ack in raw.items()}
+        except ValidationError as exc:
+            raise StateError(f"state file {self.path}: acks of {policy!r} are malformed") from exc
 
     # -- writing -----------------------------------------------------------------------
 
@@ -100,6 +103,9 @@ class FileStateStore:
         def change(data: dict[str, Any]) -> None:
             existing = data["policies"].get(record.policy, {}).get("version", 0)
             if existing != record.version:
+                # The cache key (inode, size, mtime) is a hint: two writes in one coarse
+                # timestamp tick can repeat it. Re-read on the retry that follows.
+                self._cache = None
                 raise StateConflict(
                     f"policy {record.policy!r}: expected version {record.version}, found {existing}"
                 )

@@ -40,7 +40,7 @@ from .conftest import Stoppable
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 DEFAULT_SEED = 20240611
-ITERATIONS = 48
+ITERATIONS = 40
 FINISH_EVERY = 8  # every 8th iteration is left to finish on its own
 LATENCIES_MS = (0, 40)  # emulator latency per iteration; 40 ms makes kills land mid-request
 KILL_SPREAD = 1.2  # delays are drawn from 0 .. KILL_SPREAD x a clean run's duration

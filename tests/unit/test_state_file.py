@@ -107,6 +107,27 @@ def test_policies_are_versioned_independently(store: FileStateStore) -> None:
     assert store.policies() == ["a", "b"]
 
 
+def test_after_a_conflict_load_reads_the_winner_even_if_the_file_looks_unchanged(
+    store: FileStateStore, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writes inside one coarse timestamp tick can leave (inode, size, mtime) as they
+    were (ext4 hands the freed inode straight back); the loser of a CAS must still see the
+    winner's record, or it retries against the same stale copy forever."""
+    store.save(store.load("p"))
+    mine = store.load("p")
+    real_stat, looks_unchanged = Path.stat, path.stat()
+    monkeypatch.setattr(
+        Path, "stat", lambda self, **kw: looks_unchanged if self == path else real_stat(self, **kw)
+    )
+    other = FileStateStore(path)
+    winner = other.save(other.load("p").with_generation(generation(1)))
+
+    with pytest.raises(StateConflict):
+        store.save(mine)
+
+    assert store.load("p") == winner
+
+
 _INCREMENTS = """
 import sys
 from pathlib import Path
