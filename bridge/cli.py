@@ -23,7 +23,7 @@ from bridge.langsmith import LangSmithClient, RetryPolicy
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
 from bridge.render import report_text, status_table
-from bridge.secrets import fingerprint
+from bridge.secrets import fingerprint, redact
 from bridge.state import open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,10 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BridgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     return code
 

@@ -34,6 +34,8 @@ class RedactingFilter(logging.Filter):
         fields = getattr(record, _FIELDS, None)
         if fields:
             setattr(record, _FIELDS, {k: redact(str(v)) for k, v in fields.items()})
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

@@ -142,10 +142,7 @@ def _quote(value: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value):
         return value
     escaped = (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     )
     return f'"{escaped}"'
 

@@ -59,12 +59,16 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "config") -> BridgeCon
 def _describe(exc: ValidationError, source: str) -> str:
     errors = exc.errors(include_url=False, include_input=False)
     # A tuple whose items failed also reports itself "too short"; that echo only confuses.
-    failed = [error["loc"] for error in errors if error["type"] != "too_short"]
+    # (The failed item may itself be a "too short" tuple: ``target = []`` in a policy.)
+    failed = [error["loc"] for error in errors]
     errors = [
         error
         for error in errors
         if error["type"] != "too_short"
-        or not any(loc[: len(error["loc"])] == error["loc"] for loc in failed)
+        or not any(
+            len(loc) > len(error["loc"]) and loc[: len(error["loc"])] == error["loc"]
+            for loc in failed
+        )
     ]
     lines = [f"{source}: {len(errors)} problem(s)"]
     for error in errors:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bridge.config.durations import Duration
 from bridge.config.targets import TargetConfig
+from bridge.secrets import redact
 
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 REGION_ENDPOINTS = {
@@ -67,10 +68,20 @@ class LangSmithSettings(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _no_inline_key(cls, data: object) -> object:
-        if isinstance(data, dict) and ("admin_key" in data or "api_key" in data):
+        if not isinstance(data, dict):
+            return data
+        if "admin_key" in data or "api_key" in data:
             raise ValueError(
                 "never put a key inline: use admin_key_env (a variable name) or admin_key_file"
             )
+        for name in ("admin_key_env", "admin_key_file"):
+            value = data.get(name)
+            # A key pasted here would be echoed by every "variable X is not set" message.
+            if isinstance(value, str) and redact(value) != value:
+                raise ValueError(
+                    f"{name} holds what looks like a key; never put a key inline: "
+                    f"{name} names a {'variable' if name.endswith('env') else 'file'}"
+                )
         return data
 
     @model_validator(mode="after")
@@ -218,15 +229,16 @@ class BridgeConfig(_Frozen):
     run: RunSettings = Field(default_factory=RunSettings)
     policy: tuple[Policy, ...] = Field(min_length=1, description="The managed credentials.")
 
-    @model_validator(mode="after")
-    def _check_unique(self) -> BridgeConfig:
-        names = [policy.name for policy in self.policy]
+    @field_validator("policy")
+    @classmethod
+    def _check_unique(cls, policies: tuple[Policy, ...]) -> tuple[Policy, ...]:
+        names = [policy.name for policy in policies]
         if len(set(names)) != len(names):
             raise ValueError(
                 f"policy names repeat: {sorted({n for n in names if names.count(n) > 1})}"
             )
         owners: dict[str, str] = {}
-        for policy in self.policy:
+        for policy in policies:
             for target in policy.target:
                 other = owners.setdefault(target.target_id, policy.name)
                 if other != policy.name:
@@ -234,7 +246,7 @@ class BridgeConfig(_Frozen):
                         f"policies {other!r} and {policy.name!r} write the same target "
                         f"{target.target_id}"
                     )
-        return self
+        return policies
 
     def get_policy(self, name: str) -> Policy:
         for policy in self.policy:

@@ -1,9 +1,9 @@
 """SIGKILL a real ``langsmith-bridge run`` at random instants, many times, then check the
 invariants of DESIGN.md after one clean run.
 
-While the loop runs, one watcher thread per target plays a consumer: it re-reads the file,
-extracts ``LANGSMITH_API_KEY`` and asks the emulator whether the key works (no outage; the
-file is never missing or half-written once it exists). After the loop and one clean run:
+While the loop runs, watcher threads play the consumers of every target: they re-read the
+file, extract ``LANGSMITH_API_KEY`` and ask the emulator whether the key works (no outage;
+the file is never missing or half-written once it exists). After the loop and one clean run:
 no leaked bridge key, every target on the current key, no unfinished generation, no key of
 the never-acknowledging policy ``held`` ever deleted, and no secret in the state, in any
 run's output or in this test's own output.
@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ import pytest
 
 from bridge.config import BridgeConfig, load_config
 from bridge.emulator import Emulator
-from bridge.payload import API_KEY, WORKSPACE_ID, decode
+from bridge.payload import API_KEY, WORKSPACE_ID, Format, decode
 from bridge.secrets import KEY_PATTERN, fingerprint, redact
 from bridge.state import Phase, PolicyRecord
 
@@ -40,11 +42,12 @@ from .conftest import Stoppable
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 DEFAULT_SEED = 20240611
-ITERATIONS = 40
+ITERATIONS = 50
 FINISH_EVERY = 8  # every 8th iteration is left to finish on its own
-LATENCIES_MS = (0, 40)  # emulator latency per iteration; 40 ms makes kills land mid-request
+LATENCIES_MS = (0, 30, 120)  # emulator latency per iteration; kills land mid-request
 KILL_SPREAD = 1.2  # delays are drawn from 0 .. KILL_SPREAD x a clean run's duration
-WATCH_INTERVAL_S = 0.025
+FAST_INTERVAL_S = 0.003  # file read + in-process key lookup
+HTTP_INTERVAL_S = 0.025  # a consumer's real call
 HELD = "held"
 BRIDGE_BIN = Path(sys.executable).with_name("langsmith-bridge")
 ENGINE_EVENTS = ("minted", "published", "current", "revoked", "abandoned", "orphan_deleted")
@@ -106,7 +109,7 @@ target = [{{ provider = "file", path = "out/org.env", format = "dotenv" }}]
 class Target:
     policy: str
     path: Path
-    format: str
+    format: Format
     verify_workspace: str | None  # mirrors Policy.verify_workspace
 
     @property
@@ -120,7 +123,7 @@ class Target:
             FileNotFoundError: the file is absent.
             ValueError: the file does not parse, or holds no key.
         """
-        env = decode(self.path.read_text(encoding="utf-8"), self.format)  # type: ignore[arg-type]
+        env = decode(self.path.read_text(encoding="utf-8"), self.format)
         key = env.get(API_KEY, "").strip()
         if not key:
             raise ValueError(f"no {API_KEY}")
@@ -149,19 +152,32 @@ def consumer_status(client: httpx.Client, key: str, workspace: str | None) -> in
 
 
 class Watcher:
-    """One thread per target, checking it continuously like a consumer that re-reads it."""
+    """Plays the consumers of every target while the bridge is killed again and again.
+
+    Per target, two threads: a fast one re-reads the file every few milliseconds (it must
+    exist and parse once it has existed) and looks the key up in the emulator's state
+    in-process (no request, so it can run often); a slower one makes the consumer's real
+    first call over HTTP (``Policy.verify_workspace`` decides the route and ``X-Tenant-Id``).
+    A rejected key is an outage only if the file still holds it when read again: a
+    consumer re-reading the file would otherwise already have the new key.
+    """
 
     def __init__(self, emu: Emulator, targets: list[Target]) -> None:
         self.emu = emu
         self.targets = targets
         self.violations: list[str] = []
-        self.checks: Counter[str] = Counter()
+        self.checks: Counter[str] = Counter()  # HTTP checks per target
+        self.reads: Counter[str] = Counter()  # fast checks per target
         self.seen_key_ids: dict[str, set[str]] = {}  # policy -> ids of keys seen in its targets
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._existed: set[str] = set()
         self._threads = [
-            threading.Thread(target=self._watch, args=(t,), name=f"watch-{t.name}", daemon=True)
+            threading.Thread(
+                target=self._guard, args=(loop, t), name=f"watch-{t.name}", daemon=True
+            )
             for t in targets
+            for loop in (self._fast, self._http)
         ]
 
     def start(self) -> Watcher:
@@ -179,47 +195,65 @@ class Watcher:
         with self._lock:
             self.violations.append(message)
 
-    def _watch(self, target: Target) -> None:
+    def _guard(self, loop: Callable[[Target], None], target: Target) -> None:
         try:
-            with httpx.Client(base_url=self.emu.url, timeout=10.0, trust_env=False) as client:
-                self._loop(target, client)
+            loop(target)
         except Exception as exc:  # a dead watcher would make the test vacuous
             self._violation(f"watcher of {target.name} died: {type(exc).__name__}: {exc}")
 
-    def _loop(self, target: Target, client: httpx.Client) -> None:
-        existed = False
-        while not self._stop.wait(WATCH_INTERVAL_S):
-            try:
-                key, workspace = target.read_key()
-            except FileNotFoundError:
-                if existed:
-                    self._violation(f"{target.name}: file missing after it had existed")
+    def _read(self, target: Target) -> tuple[str, str | None] | None:
+        """The key and workspace, or ``None`` (recorded as a violation when it matters)."""
+        try:
+            found = target.read_key()
+        except FileNotFoundError:
+            if target.name in self._existed:
+                self._violation(f"{target.name}: file missing after it had existed")
+            return None
+        except ValueError as exc:
+            self._violation(f"{target.name}: unparsable ({exc})")
+            return None
+        self._existed.add(target.name)
+        return found
+
+    def _rejected(self, target: Target, key: str, why: str) -> None:
+        """``key`` was refused; an outage if the target still publishes it."""
+        again = self._read(target)
+        if again is not None and again[0] == key:
+            record = self.emu.state.find_key(key)
+            short = record.short_key if record else "?"
+            self._violation(
+                f"OUTAGE {target.name}: key {short} ({fingerprint(key)}) {why} "
+                "while the target still published it"
+            )
+
+    def _fast(self, target: Target) -> None:
+        while not self._stop.wait(FAST_INTERVAL_S):
+            found = self._read(target)
+            if found is None:
                 continue
-            except ValueError as exc:
-                self._violation(f"{target.name}: unparsable ({exc})")
-                continue
-            existed = True
-            status = consumer_status(client, key, workspace)
+            key = found[0]
+            record = self.emu.state.find_key(key)  # in-process; last_used_at is not touched
             with self._lock:
-                self.checks[target.name] += 1
-            record = self.emu.state.find_key(key)  # in-process lookup; no secret leaves
-            if record is not None:
-                with self._lock:
+                self.reads[target.name] += 1
+                if record is not None:
                     self.seen_key_ids.setdefault(target.policy, set()).add(record.id)
-            if status == 200:
-                continue
-            # A consumer re-reading now would get whatever the file holds now.
-            try:
-                again, _ = target.read_key()
-            except (OSError, ValueError) as exc:
-                self._violation(f"{target.name}: unreadable on re-read ({exc})")
-                continue
-            if again == key:
-                short = record.short_key if record else "?"
-                self._violation(
-                    f"OUTAGE {target.name}: key {short} ({fingerprint(key)}) answered {status} "
-                    "while the target still published it"
-                )
+            if record is None:
+                self._rejected(target, key, "is unknown to LangSmith")
+            elif not record.usable_at(self.emu.clock.now()):
+                self._rejected(target, key, "is deleted or expired")
+
+    def _http(self, target: Target) -> None:
+        with httpx.Client(base_url=self.emu.url, timeout=10.0, trust_env=False) as client:
+            while not self._stop.wait(HTTP_INTERVAL_S):
+                found = self._read(target)
+                if found is None:
+                    continue
+                key, workspace = found
+                status = consumer_status(client, key, workspace)
+                with self._lock:
+                    self.checks[target.name] += 1
+                if status != 200:
+                    self._rejected(target, key, f"answered {status}")
 
 
 # -- runs of the CLI --------------------------------------------------------------------
@@ -291,8 +325,12 @@ class Bridge:
 
 
 def load_records(path: Path) -> dict[str, PolicyRecord]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {name: PolicyRecord.model_validate(raw) for name, raw in data["policies"].items()}
+    """Every policy's record; the state file must parse whenever it is read (atomic writes)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {name: PolicyRecord.model_validate(raw) for name, raw in data["policies"].items()}
+    except (OSError, ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        pytest.fail(f"state file {path.name} is unreadable: {type(exc).__name__}")
 
 
 def target_fingerprints(targets: list[Target]) -> dict[str, str | None]:
@@ -383,13 +421,14 @@ def _scenario(
     watcher = Watcher(emu, targets).start()
     stoppers.append(watcher)
 
-    # Bootstrap, then measure a clean run (every policy due) at each latency.
+    # Bootstrap, then measure a clean run (every policy due) at each latency. Runs left to
+    # finish in the loop add to the measurements, so the spread follows the machine's load.
     bridge.clean_run()
-    duration: dict[float, float] = {}
+    durations: dict[float, list[float]] = {}
     for latency in LATENCIES_MS:
         emu.set_faults(latency_ms=latency)
         time.sleep(1.05)  # let rotate_every pass for every policy
-        duration[latency] = bridge.clean_run()[1]
+        durations[latency] = [bridge.clean_run()[1]]
 
     held_published: set[str] = set()  # ids of held keys ever current or superseded
     unfinished: Counter[str] = Counter()  # "policy: phase" left behind by a kill
@@ -400,12 +439,14 @@ def _scenario(
     for i in range(ITERATIONS):
         latency = rng.choice(LATENCIES_MS)
         emu.set_faults(latency_ms=latency)
-        delay = rng.uniform(0, KILL_SPREAD * duration[latency])
+        delay = rng.uniform(0, KILL_SPREAD * statistics.median(durations[latency]))
         let_finish = i % FINISH_EVERY == FINISH_EVERY - 1
+        began = time.monotonic()
         proc, run = bridge.start()
         run.latency_ms = latency
         if let_finish:
             run.returncode = proc.wait(timeout=60)
+            durations[latency].append(time.monotonic() - began)
         else:
             run.delay = delay
             time.sleep(delay)
@@ -418,7 +459,9 @@ def _scenario(
         else:
             finished += 1
             if run.returncode != 0:
-                failed_runs.append(f"run {run.index} exited {run.returncode}: {redact(run.text())[-1500:]}")
+                failed_runs.append(
+                    f"run {run.index} exited {run.returncode}: {redact(run.text())[-1500:]}"
+                )
 
         # What the kill left behind. The state file must always parse (atomic writes).
         records = load_records(state_path)
@@ -458,12 +501,16 @@ def _scenario(
     # (1) No leak: every undeleted bridge key belongs to a live generation ...
     for key in keys:
         if not key["deleted"] and key["id"] not in live_ids:
-            problems.append(f"LEAK: key {key['short_key']} ({key['description']}) in no live generation")
+            problems.append(
+                f"LEAK: key {key['short_key']} ({key['description']}) in no live generation"
+            )
     # ... and every live generation's key still exists.
     for name, record in records.items():
         for g in record.live():
             if g.key_id and (g.key_id not in by_id or by_id[g.key_id]["deleted"]):
-                problems.append(f"{name}: live generation {g.rotation_id} ({g.phase}) has a deleted key")
+                problems.append(
+                    f"{name}: live generation {g.rotation_id} ({g.phase}) has a deleted key"
+                )
 
     # (2) Every target holds its policy's current key, and LangSmith accepts it.
     with httpx.Client(base_url=emu.url, timeout=10.0, trust_env=False) as client:
@@ -488,13 +535,15 @@ def _scenario(
             continue
         stuck = record.by_phase(Phase.MINTING, Phase.PUBLISHING)
         if stuck:
-            problems.append(f"{policy.name}: left unfinished: {[(g.rotation_id, g.phase.value) for g in stuck]}")
+            problems.append(
+                f"{policy.name}: left unfinished: {[(g.rotation_id, g.phase.value) for g in stuck]}"
+            )
         currents = record.by_phase(Phase.CURRENT)
         if len(currents) != 1:
             problems.append(f"{policy.name}: {len(currents)} current generations")
 
     # (4) No premature revocation: a held key that ever reached consumers is never deleted.
-    for g in records[HELD].generations:
+    for g in records[HELD].generations if HELD in records else ():
         if g.phase in (Phase.CURRENT, Phase.SUPERSEDED) and g.key_id:
             held_published.add(g.key_id)
     held_published |= watcher.seen_key_ids.get(HELD, set())
@@ -502,7 +551,9 @@ def _scenario(
         key = by_id.get(key_id)
         if key is None or key["deleted"]:
             short = key["short_key"] if key else key_id
-            problems.append(f"PREMATURE REVOCATION: {HELD} key {short} was published and is deleted")
+            problems.append(
+                f"PREMATURE REVOCATION: {HELD} key {short} was published and is deleted"
+            )
 
     # (5) No secret in the state (temporary files and locks included) or in any run's output.
     for path in sorted(p for p in state_path.parent.rglob("*") if p.is_file()):
@@ -516,9 +567,12 @@ def _scenario(
 
     # The test must not be vacuous.
     for target in targets:
-        if watcher.checks[target.name] < 20:
-            problems.append(f"vacuous: {target.name} checked only {watcher.checks[target.name]} times")
-    if kills < ITERATIONS // 2:
+        if watcher.checks[target.name] < 20 or watcher.reads[target.name] < 200:
+            problems.append(
+                f"vacuous: {target.name} checked only {watcher.checks[target.name]} times "
+                f"over HTTP and {watcher.reads[target.name]} times in-process"
+            )
+    if kills < ITERATIONS // 3:
         problems.append(f"vacuous: only {kills} kills landed")
     if not unfinished:
         problems.append("vacuous: no kill left a generation minting or publishing")
@@ -528,16 +582,20 @@ def _scenario(
     if len(held_published) < 5:
         problems.append(f"vacuous: only {len(held_published)} {HELD} keys were ever published")
 
+    run_times = ", ".join(f"{statistics.median(d):.2f}s@{lat}ms" for lat, d in durations.items())
+    checks = ", ".join(
+        f"{t.name} {watcher.checks[t.name]}/{watcher.reads[t.name]}" for t in targets
+    )
     leftovers = sorted(p.name for p in (root / "out").iterdir() if p.name.endswith(".tmp"))
     summary = "\n".join(
         [
             f"crash test: seed={seed} iterations={ITERATIONS} kills={kills} finished={finished} "
-            f"loop={loop_seconds:.1f}s clean-run={', '.join(f'{d:.2f}s@{lat}ms' for lat, d in duration.items())}",
+            f"loop={loop_seconds:.1f}s clean run (median): {run_times}",
             "  left unfinished by a kill: "
             + (", ".join(f"{k} x{n}" for k, n in sorted(unfinished.items())) or "none"),
             "  last event before a kill: "
             + ", ".join(f"{k} x{n}" for k, n in sorted(last_event.items())),
-            f"  watcher checks: {dict(watcher.checks)}",
+            f"  watcher checks (HTTP / in-process): {checks}",
             f"  keys: {len(keys)} bridge keys minted, {sum(k['deleted'] for k in keys)} deleted; "
             f"{len(held_published)} {HELD} keys published, none may be deleted",
             f"  temporary files left in targets' folder by kills: {len(leftovers)}",
