@@ -188,7 +188,13 @@ def _status(args: argparse.Namespace) -> int:
             for provider in providers.values():
                 provider.close()
         entries.append(
-            policy_status(policy, store.load(policy.name), store.acks(policy.name), views, now)
+            policy_status(
+                policy,
+                store.load(policy.name),
+                store.acks(policy.name, policy.consumers),
+                views,
+                now,
+            )
         )
     if args.json:
         _print_json({"generated_at": now.isoformat().replace("+00:00", "Z"), "policies": entries})

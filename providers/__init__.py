@@ -12,9 +12,15 @@ from typing import Any
 from bridge.config.targets import TargetConfig
 from bridge.errors import ConfigError
 from bridge.provider import Provider
+from bridge.state.protocol import StateStore
 
 _REGISTRY: dict[str, str] = {
     "file": "providers.file:FileProvider",
+    "aws": "providers.aws:SecretsManagerProvider",
+}
+_STATE_REGISTRY: dict[str, tuple[str, str]] = {
+    # backend -> (module:class, extra to install)
+    "dynamodb": ("providers.dynamodb:DynamoDBStateStore", "aws"),
 }
 
 
@@ -33,14 +39,26 @@ def open_provider(target: TargetConfig, policy: str) -> Provider:
     spec = _REGISTRY.get(target.provider)
     if spec is None:
         raise ConfigError(f"unknown provider {target.provider!r}; known: {', '.join(names())}")
+    provider: Provider = _load(spec, target.provider)(target, policy)
+    return provider
+
+
+def open_state(settings: Any) -> StateStore:
+    """Construct the SDK-backed state store ``settings.backend`` names."""
+    spec, extra = _STATE_REGISTRY[settings.backend]
+    store: StateStore = _load(spec, extra)(settings)
+    return store
+
+
+def _load(spec: str, extra: str) -> Any:
     module_name, _, class_name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if exc.name and exc.name.startswith("providers"):
+            raise
         raise ConfigError(
-            f"provider {target.provider!r} needs its extra: "
-            f"pip install 'langsmith-bridge[{target.provider}]' ({exc.name} is missing)"
+            f"{module_name} needs its extra: pip install 'langsmith-bridge[{extra}]' "
+            f"({exc.name} is missing)"
         ) from exc
-    factory: Any = getattr(module, class_name)
-    provider: Provider = factory(target, policy)
-    return provider
+    return getattr(module, class_name)

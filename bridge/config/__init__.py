@@ -10,16 +10,19 @@ from bridge.config.load import (
 )
 from bridge.config.model import (
     BridgeConfig,
+    DynamoDBStateSettings,
     FileStateSettings,
     LangSmithSettings,
     Policy,
     RunSettings,
 )
-from bridge.config.targets import FileTarget, TargetConfig
+from bridge.config.targets import AwsTarget, FileTarget, TargetConfig
 
 __all__ = [
+    "AwsTarget",
     "BridgeConfig",
     "Duration",
+    "DynamoDBStateSettings",
     "FileStateSettings",
     "FileTarget",
     "LangSmithSettings",

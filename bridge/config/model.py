@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,7 +112,16 @@ class FileStateSettings(_Frozen):
     path: Path = Field(Path("state/bridge-state.json"), description="Relative to the config file.")
 
 
-StateSettings = FileStateSettings
+class DynamoDBStateSettings(_Frozen):
+    """State in a DynamoDB table (partition key ``pk``, string): for Lambda and fleets."""
+
+    backend: Literal["dynamodb"]
+    table: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    region: str | None = Field(None, description="Default: the SDK's.")
+    endpoint_url: str | None = Field(None, description="DynamoDB endpoint (VPC, tests).")
+
+
+StateSettings = Annotated[FileStateSettings | DynamoDBStateSettings, Field(discriminator="backend")]
 
 
 class RunSettings(_Frozen):
@@ -228,6 +237,13 @@ class BridgeConfig(_Frozen):
     state: StateSettings = Field(default_factory=FileStateSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     policy: tuple[Policy, ...] = Field(min_length=1, description="The managed credentials.")
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _default_backend(cls, value: object) -> object:
+        if isinstance(value, dict) and "backend" not in value:
+            return {**value, "backend": "file"}
+        return value
 
     @field_validator("policy")
     @classmethod

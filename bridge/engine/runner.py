@@ -190,7 +190,7 @@ class Engine:
                 observation = Observation(
                     now=self.clock(),
                     targets=observe_targets(providers, policy.name),
-                    acks=self.store.acks(policy.name),
+                    acks=self.store.acks(policy.name, policy.consumers),
                     keys=None if keys is None else keys.get(policy.name, {}),
                     keys_listed_at=listed_at,
                 )

@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -88,10 +88,14 @@ class FileStateStore:
     def policies(self) -> list[str]:
         return sorted(self._snapshot()["policies"])
 
-    def acks(self, policy: str) -> dict[str, Ack]:
+    def acks(self, policy: str, consumers: Sequence[str] | None = None) -> dict[str, Ack]:
         raw = self._snapshot()["acks"].get(policy, {})
         try:
-            return {consumer: Ack.model_validate(ack) for consumer, ack in raw.items()}
+            return {
+                consumer: Ack.model_validate(ack)
+                for consumer, ack in raw.items()
+                if consumers is None or consumer in consumers
+            }
         except ValidationError as exc:
             raise StateError(f"state file {self.path}: acks of {policy!r} are malformed") from exc
 

@@ -28,8 +28,11 @@ class Phase(StrEnum):
 
 
 def new_rotation_id(now: datetime) -> str:
-    """A sortable, readable id: UTC instant plus 6 random hex digits."""
-    return f"{now:%Y%m%dT%H%M%SZ}-{_random.token_hex(3)}"
+    """A sortable, readable id: UTC instant plus 16 random hex digits.
+
+    33 characters, so it can serve as an AWS ``ClientRequestToken`` (32 to 64) as is.
+    """
+    return f"{now:%Y%m%dT%H%M%SZ}-{_random.token_hex(8)}"
 
 
 class _Record(BaseModel):

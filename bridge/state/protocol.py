@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Protocol
@@ -47,8 +48,14 @@ class StateStore(Protocol):
         """Remember ``ack`` as its consumer's latest acknowledgement for ``policy``."""
         ...
 
-    def acks(self, policy: str) -> dict[str, Ack]:
-        """The latest acknowledgement of each consumer of ``policy``."""
+    def acks(self, policy: str, consumers: Sequence[str] | None = None) -> dict[str, Ack]:
+        """The latest acknowledgement of each consumer of ``policy``.
+
+        Args:
+            policy: The policy name.
+            consumers: Only these consumers. Backends that store one item per consumer
+                (so that IAM can confine a consumer to its own) may require it.
+        """
         ...
 
     def close(self) -> None:

@@ -61,6 +61,7 @@ endpoint = "{url}"
 admin_key_env = "LANGSMITH_ADMIN_KEY"
 
 [state]
+backend = "file"
 path = "state/bridge-state.json"
 
 [run]

@@ -186,8 +186,8 @@ BAD: list[tuple[str, Edit, str, str]] = [
     (
         "unknown state backend",
         lambda raw: raw["state"].update(backend="s3"),
-        "state.backend",
-        "file",
+        "state",
+        "'backend' does not match any of the expected tags: 'file', 'dynamodb'",
     ),
     ("non-UUID organization", langsmith(organization_id="acme"), "organization_id", "UUID"),
     ("endpoint and region", langsmith(region="eu"), "langsmith", "not both"),
