@@ -19,7 +19,7 @@ from bridge.config import BridgeConfig, config_path, config_schema, load_config,
 from bridge.engine import Engine, acknowledge, observe_targets, policy_status
 from bridge.engine.runner import utcnow
 from bridge.errors import BridgeError, ConfigError
-from bridge.langsmith import LangSmithClient, RetryPolicy
+from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
 from bridge.render import report_text, status_table
@@ -142,6 +142,7 @@ def _engine(config: BridgeConfig) -> Engine:
         organization_id=settings.organization_id,
         timeout=settings.timeout.total_seconds(),
         retry=RetryPolicy(max_attempts=settings.max_attempts),
+        limiter=RateLimiter(settings.requests_per_10s, 10.0),
     )
     return Engine(config, client, open_store(config.state), open_provider)
 

@@ -59,6 +59,13 @@ class LangSmithSettings(_Frozen):
     )
     timeout: Duration = Field(timedelta(seconds=10), description="Per-request timeout.")
     max_attempts: int = Field(4, ge=1, le=10, description="Tries per request, retries included.")
+    requests_per_10s: int = Field(
+        800,
+        ge=1,
+        le=100_000,
+        description="Client-side pace per key, under LangSmith's 1000 per 10 s; leaves "
+        "headroom for anything else using the admin key.",
+    )
 
     @field_validator("organization_id")
     @classmethod
@@ -128,6 +135,9 @@ class RunSettings(_Frozen):
     """How one run behaves."""
 
     concurrency: int = Field(4, ge=1, le=64, description="Policies reconciled at once.")
+    per_store_concurrency: int = Field(
+        8, ge=1, le=64, description="Calls in flight to one secret store (per provider)."
+    )
     lease_ttl: Duration = Field(
         timedelta(minutes=5), description="How long a runner may hold a policy's lease."
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bridge.config import BridgeConfig, Policy, TargetConfig
+from bridge.engine.bounded import StoreLimits
 from bridge.engine.executor import Context, PolicyExecutor
 from bridge.engine.marker import Marker
 from bridge.engine.plan import Observation, Plan, TargetView
@@ -98,7 +99,7 @@ class Engine:
         self.config = config
         self.keys = keys
         self.store = store
-        self.open_target = open_target
+        self.open_target = StoreLimits(config.run.per_store_concurrency).wrap(open_target)
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.ctx = Context(

@@ -14,6 +14,7 @@ Every failure is a ``bridge.errors.LangSmithError``; see ``bridge.errors`` for t
 from bridge.langsmith.client import LangSmithClient
 from bridge.langsmith.endpoints import REGION_ENDPOINTS, normalize_endpoint
 from bridge.langsmith.models import ApiKey, CreatedKey, Workspace
+from bridge.langsmith.ratelimit import RateLimiter
 from bridge.langsmith.retry import RetryPolicy
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ApiKey",
     "CreatedKey",
     "LangSmithClient",
+    "RateLimiter",
     "RetryPolicy",
     "Workspace",
     "normalize_endpoint",

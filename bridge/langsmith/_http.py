@@ -26,8 +26,9 @@ from bridge.errors import (
 from bridge.langsmith._errors import error_for_response, excerpt
 from bridge.langsmith.endpoints import API_PREFIX
 from bridge.langsmith.models import ShapeError
+from bridge.langsmith.ratelimit import RateLimiter
 from bridge.langsmith.retry import RetryPolicy, parse_retry_after
-from bridge.secrets import Secret
+from bridge.secrets import Secret, fingerprint
 
 _log = logging.getLogger("bridge.langsmith")
 _T = TypeVar("_T")
@@ -58,7 +59,9 @@ class Requester:
         retry: RetryPolicy,
         sleep: Callable[[float], None],
         rand: Callable[[], float],
+        limiter: RateLimiter | None = None,
     ) -> None:
+        self._limiter = limiter
         self._endpoint = endpoint
         self._api_key = api_key
         self._organization_id = organization_id
@@ -169,6 +172,8 @@ class Requester:
     def _attempt(
         self, op: str, request: httpx.Request, template: str, attempt: int, secret: str
     ) -> httpx.Response:
+        if self._limiter is not None:
+            self._limiter.acquire(fingerprint(secret))
         started = time.monotonic()
         status = "-"
         try:

@@ -34,6 +34,7 @@ from bridge.langsmith.models import (
     parse_created_key,
     parse_workspaces,
 )
+from bridge.langsmith.ratelimit import RateLimiter
 from bridge.langsmith.retry import RetryPolicy
 from bridge.secrets import Secret
 
@@ -62,6 +63,7 @@ class LangSmithClient:
         sleep: Called with the seconds to wait between attempts.
         rand: Uniform ``[0, 1)`` source for backoff jitter.
         user_agent: The ``User-Agent`` header.
+        limiter: Paces requests per key below LangSmith's rate limit, when given.
 
     Raises:
         ValueError: The endpoint, key or organisation id is unusable.
@@ -80,6 +82,7 @@ class LangSmithClient:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         user_agent: str = DEFAULT_USER_AGENT,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.endpoint: str = normalize_endpoint(endpoint)
         if not isinstance(api_key, Secret):
@@ -94,7 +97,7 @@ class LangSmithClient:
             follow_redirects=False,  # a redirect must never carry X-API-Key elsewhere
             headers={"Accept": "application/json", "User-Agent": user_agent},
         )
-        self._http = Requester(self.endpoint, api_key, org, http, retry, sleep, rand)
+        self._http = Requester(self.endpoint, api_key, org, http, retry, sleep, rand, limiter)
 
     def close(self) -> None:
         """Release the connection pool."""
