@@ -57,3 +57,24 @@ class Provider(Protocol):
     def close(self) -> None:
         """Release clients and connections."""
         ...
+
+
+class StagedProvider(Provider, Protocol):
+    """A store with its own pending and current pointers, which an external rotation
+    protocol drives step by step (AWS Secrets Manager's ``AWSPENDING``/``AWSCURRENT``)."""
+
+    def stage_pending(self, payload: Payload) -> str:
+        """Write ``payload`` as the pending version, keyed by ``payload.rotation_id``."""
+        ...
+
+    def read_version(self, version: str) -> Stored | None:
+        """The payload of one version, or ``None`` if there is no such version."""
+        ...
+
+    def promote(self, version: str) -> None:
+        """Make ``version`` current; the previous current one stays as the previous."""
+        ...
+
+    def current_version(self) -> str | None:
+        """The id of the current version, or ``None`` when there is none."""
+        ...

@@ -113,12 +113,16 @@ def _anchor_value(value: Any, base: Path) -> Any:
 
 
 def read_admin_key(settings: LangSmithSettings, environ: Mapping[str, str] | None = None) -> Secret:
-    """The admin key, from the variable or file the config names.
+    """The admin key, from the variable, file or AWS secret the config names.
 
     Raises:
-        ConfigError: the variable is unset or empty, or the file is missing or empty.
+        ConfigError: the variable is unset or empty, the file or secret is missing or empty.
     """
     environ = os.environ if environ is None else environ
+    if settings.admin_key_secret:
+        from providers.aws_runtime import admin_key  # boto3 only where an AWS secret is used
+
+        return Secret(admin_key(settings.admin_key_secret))
     if settings.admin_key_env:
         value = environ.get(settings.admin_key_env, "").strip()
         if not value:

@@ -50,6 +50,11 @@ class LangSmithSettings(_Frozen):
         None, description="Environment variable holding the org admin service key."
     )
     admin_key_file: Path | None = Field(None, description="File holding the org admin service key.")
+    admin_key_secret: str | None = Field(
+        None,
+        description="AWS Secrets Manager secret (name or ARN) holding the admin key, raw or as "
+        "JSON with LANGSMITH_API_KEY; for the Lambda. Needs the aws extra.",
+    )
     organization_id: str | None = Field(None, description="Sent as X-Organization-Id when set.")
     instance: str = Field(
         "default",
@@ -81,7 +86,7 @@ class LangSmithSettings(_Frozen):
             raise ValueError(
                 "never put a key inline: use admin_key_env (a variable name) or admin_key_file"
             )
-        for name in ("admin_key_env", "admin_key_file"):
+        for name in ("admin_key_env", "admin_key_file", "admin_key_secret"):
             value = data.get(name)
             # A key pasted here would be echoed by every "variable X is not set" message.
             if isinstance(value, str) and redact(value) != value:
@@ -95,8 +100,11 @@ class LangSmithSettings(_Frozen):
     def _check_sources(self) -> LangSmithSettings:
         if self.endpoint and self.region:
             raise ValueError("set either 'endpoint' or 'region', not both")
-        if (self.admin_key_env is None) == (self.admin_key_file is None):
-            raise ValueError("set exactly one of 'admin_key_env' or 'admin_key_file'")
+        sources = (self.admin_key_env, self.admin_key_file, self.admin_key_secret)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "set exactly one of 'admin_key_env', 'admin_key_file' or 'admin_key_secret'"
+            )
         return self
 
     @property
@@ -135,6 +143,11 @@ class RunSettings(_Frozen):
     """How one run behaves."""
 
     concurrency: int = Field(4, ge=1, le=64, description="Policies reconciled at once.")
+    fanout_queue_url: str | None = Field(
+        None,
+        description="Lambda: a scheduled run sends one SQS message per policy here instead of "
+        "reconciling them itself; the queue's consumer (the same function) runs each.",
+    )
     per_store_concurrency: int = Field(
         8, ge=1, le=64, description="Calls in flight to one secret store (per provider)."
     )

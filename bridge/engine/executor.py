@@ -66,7 +66,7 @@ class PolicyExecutor:
         elif isinstance(step, Abandon):
             self._abandon(step)
         elif isinstance(step, DeleteOrphan):
-            self._delete_key(step.key_id)
+            self.delete_key(step.key_id)
             self._log("orphan_deleted", short_key=step.short_key)
         else:  # pragma: no cover - the planner emits only the steps above
             raise TypeError(f"unknown step {step!r}")
@@ -74,12 +74,24 @@ class PolicyExecutor:
     # -- steps -------------------------------------------------------------------------
 
     def _rotate(self, step: Rotate) -> None:
+        generation, key = self.mint(new_rotation_id(self.ctx.clock()), step.reason)
+        self.verify(generation, key)
+        generation = self.publish(generation, key, tuple(self.providers))
+        self.promote(generation)
+
+    def mint(
+        self, rotation_id: str, reason: str, *, native: bool = False
+    ) -> tuple[Generation, Secret]:
+        """Record the intent, mint the key, record the key: the new generation and its key."""
         now = self.ctx.clock()
-        rotation_id = new_rotation_id(now)
         generation = Generation(
-            rotation_id=rotation_id, phase=Phase.MINTING, started_at=now, reason=step.reason
+            rotation_id=rotation_id,
+            phase=Phase.MINTING,
+            started_at=now,
+            reason=reason,
+            native=native,
         )
-        self._save(generation)  # intent first: a crash from here on leaves a findable record
+        self.save(generation)  # intent first: a crash from here on leaves a findable record
         created = self.ctx.keys.create_service_key(
             description=Marker(self.ctx.instance, self.policy.name, rotation_id).description(),
             expires_at=now + self.policy.key_ttl,
@@ -87,7 +99,7 @@ class PolicyExecutor:
             role_id=self.policy.role_id,
             org_role_id=self.policy.org_role_id,
         )
-        generation = self._save(
+        generation = self.save(
             generation.model_copy(
                 update={
                     "phase": Phase.PUBLISHING,
@@ -99,37 +111,30 @@ class PolicyExecutor:
                 }
             )
         )
-        self._log(
-            "minted",
-            rotation=rotation_id,
-            short_key=created.info.short_key,
-            reason=step.reason,
-        )
-        self._verify(generation, created.key)
-        generation = self._publish(generation, created.key, tuple(self.providers))
-        self._promote(generation)
+        self._log("minted", rotation=rotation_id, short_key=created.info.short_key, reason=reason)
+        return generation, created.key
 
     def _resume(self, step: Resume) -> None:
         generation = self.record.find(step.rotation_id)
-        key = self._read_back(step.source, generation)
-        self._verify(generation, key)
-        generation = self._publish(generation, key, step.targets)
-        self._promote(generation)
+        key = self.read_back(step.source, generation)
+        self.verify(generation, key)
+        generation = self.publish(generation, key, step.targets)
+        self.promote(generation)
 
     def _republish(self, step: Republish) -> None:
         generation = self.record.find(step.rotation_id)
-        key = self._read_back(step.source, generation)
-        self._save(self._publish(generation, key, step.targets))
+        key = self.read_back(step.source, generation)
+        self.save(self.publish(generation, key, step.targets))
 
     def _revoke(self, step: Revoke) -> None:
         generation = self.record.find(step.rotation_id)
         if not step.already_gone:
-            self._delete_key(step.key_id)
+            self.delete_key(step.key_id)
         for target_id, version in generation.targets.items():
             provider = self.providers.get(target_id)
             if provider is not None:
                 provider.retire(version)
-        self._end(generation, Phase.REVOKED, step.reason)
+        self.end(generation, Phase.REVOKED, step.reason)
         self._log(
             "revoked",
             rotation=step.rotation_id,
@@ -140,8 +145,8 @@ class PolicyExecutor:
     def _abandon(self, step: Abandon) -> None:
         generation = self.record.find(step.rotation_id)
         if step.key_id:
-            self._delete_key(step.key_id)
-        self._end(generation, Phase.ABANDONED, step.reason)
+            self.delete_key(step.key_id)
+        self.end(generation, Phase.ABANDONED, step.reason)
         self._log(
             "abandoned",
             level=logging.WARNING,
@@ -152,7 +157,7 @@ class PolicyExecutor:
 
     # -- pieces ------------------------------------------------------------------------
 
-    def _verify(self, generation: Generation, key: Secret) -> None:
+    def verify(self, generation: Generation, key: Secret) -> None:
         """Prove the new key authenticates before any consumer can see it.
 
         A brand-new key may take a moment to be accepted everywhere (LangSmith caches auth
@@ -167,18 +172,18 @@ class PolicyExecutor:
                     break
                 self.ctx.sleep(self.ctx.verify_delay.total_seconds())
         if generation.key_id:
-            self._delete_key(generation.key_id)
-        self._end(generation, Phase.ABANDONED, "new key failed verification")
+            self.delete_key(generation.key_id)
+        self.end(generation, Phase.ABANDONED, "new key failed verification")
         raise self._failure(
             f"new key {generation.short_key} was rejected by LangSmith "
             f"{self.ctx.verify_attempts} time(s); abandoned it",
             generation,
         )
 
-    def _publish(
+    def publish(
         self, generation: Generation, key: Secret, target_ids: tuple[str, ...]
     ) -> Generation:
-        payload = Payload(self.policy.name, generation.rotation_id, key, self._settings())
+        payload = Payload(self.policy.name, generation.rotation_id, key, self.settings())
         versions = dict(generation.targets)
         for target_id in target_ids:
             provider = self.providers[target_id]
@@ -196,7 +201,7 @@ class PolicyExecutor:
             )
         return generation.model_copy(update={"targets": versions})
 
-    def _promote(self, generation: Generation) -> None:
+    def promote(self, generation: Generation) -> None:
         """Make ``generation`` current; the previous current key becomes superseded now."""
         now = self.ctx.clock()
         record = self.record
@@ -216,7 +221,7 @@ class PolicyExecutor:
             superseded=previous.short_key if previous else None,
         )
 
-    def _read_back(self, target_id: str, generation: Generation) -> Secret:
+    def read_back(self, target_id: str, generation: Generation) -> Secret:
         stored = self.providers[target_id].read()
         if stored is None or stored.api_key is None or stored.fingerprint != generation.fingerprint:
             raise self._failure(
@@ -224,18 +229,18 @@ class PolicyExecutor:
             )
         return stored.api_key
 
-    def _settings(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str]:
         settings = {ENDPOINT: self.ctx.endpoint}
         if self.policy.published_workspace:
             settings[WORKSPACE_ID] = self.policy.published_workspace
         return settings
 
-    def _delete_key(self, key_id: str) -> None:
+    def delete_key(self, key_id: str) -> None:
         with contextlib.suppress(LangSmithNotFound):  # already gone: what we wanted
             self.ctx.keys.delete_service_key(key_id)
 
-    def _end(self, generation: Generation, phase: Phase, reason: str) -> None:
-        self._save(
+    def end(self, generation: Generation, phase: Phase, reason: str) -> None:
+        self.save(
             generation.model_copy(
                 update={"phase": phase, "ended_at": self.ctx.clock(), "end_reason": reason}
             )
@@ -247,6 +252,6 @@ class PolicyExecutor:
     def _failure(self, message: str, generation: Generation) -> RotationError:
         return RotationError(message, policy=self.policy.name, rotation_id=generation.rotation_id)
 
-    def _save(self, generation: Generation) -> Generation:
+    def save(self, generation: Generation) -> Generation:
         self.record = self.ctx.store.save(self.record.with_generation(generation))
         return generation

@@ -37,6 +37,8 @@ from bridge.state import Generation, Phase, PolicyRecord
 
 # A key minted this close to the listing may be missing from it without being gone.
 LISTING_SKEW = timedelta(seconds=30)
+# How long an AWS-driven rotation may sit between its steps before it counts as dead.
+NATIVE_WINDOW = timedelta(hours=1)
 # Rotate ahead of expiry by at least this much, on top of min_overlap.
 EXPIRY_MARGIN = timedelta(hours=1)
 
@@ -48,7 +50,7 @@ def plan(policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool 
         return Plan(policy.name, blocked=blocked)
     steps: list[Step] = []
     notes: list[str] = []
-    resume = _unfinished(record, obs, steps)
+    busy = _unfinished(record, obs, steps, notes)
     steps.extend(_orphans(record, obs))
     # Revocations go before a rotation: their gates were decided on what is true now, and
     # a rotation that fails halfway must not hold back keys whose consumers moved on.
@@ -58,7 +60,7 @@ def plan(policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool 
             steps.append(step)
         if note:
             notes.append(note)
-    if resume is None:
+    if not busy:
         steps.extend(_rotation_or_repair(policy, record, obs, force))
     return Plan(policy.name, steps=tuple(steps), notes=tuple(notes))
 
@@ -72,9 +74,18 @@ def _blocked(obs: Observation) -> str | None:
     return None
 
 
-def _unfinished(record: PolicyRecord, obs: Observation, steps: list[Step]) -> Resume | None:
+def _unfinished(
+    record: PolicyRecord, obs: Observation, steps: list[Step], notes: list[str]
+) -> bool:
+    """Plan the generations a dead run left behind; True when one is still under way."""
     resume: Resume | None = None
+    busy = False
     for generation in reversed(record.by_phase(Phase.MINTING, Phase.PUBLISHING)):
+        if generation.native and obs.now - generation.started_at < NATIVE_WINDOW:
+            # AWS drives this rotation step by step; its finishSecret will promote it.
+            notes.append(f"native rotation {generation.rotation_id} in progress")
+            busy = True
+            continue
         holders = _holders(obs, generation.fingerprint)
         if resume is None and generation.phase is Phase.PUBLISHING and holders:
             missing = tuple(v.target_id for v in obs.targets if v.target_id not in holders)
@@ -89,7 +100,7 @@ def _unfinished(record: PolicyRecord, obs: Observation, steps: list[Step]) -> Re
         steps.append(
             Abandon(generation.rotation_id, generation.key_id, generation.short_key, reason)
         )
-    return resume
+    return busy or resume is not None
 
 
 def _orphans(record: PolicyRecord, obs: Observation) -> list[Step]:

@@ -46,6 +46,7 @@ class Generation(_Record):
     phase: Phase
     started_at: datetime
     reason: str = ""
+    native: bool = False  # staged by an AWS Secrets Manager rotation function, step by step
     key_id: str | None = None
     short_key: str | None = None
     fingerprint: str | None = None

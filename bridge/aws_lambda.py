@@ -1,0 +1,181 @@
+"""The AWS Lambda entry: ``bridge.aws_lambda.handler``.
+
+One function serves three event types:
+
+* **EventBridge schedule** (``source: aws.events`` or ``{"action": "run"}``): reconcile every
+  policy, or, when ``[run] fanout_queue_url`` is set, send one SQS message per policy.
+* **SQS** (``Records`` from ``aws:sqs``, bodies ``{"policy": NAME}``): reconcile those
+  policies; failures are reported as ``batchItemFailures`` so only they are retried.
+* **Secrets Manager rotation** (``Step``, ``SecretId``, ``ClientRequestToken``): the native
+  four-step protocol for the policy whose target is that secret (``bridge.engine.native``).
+
+The configuration comes from ``LANGSMITH_BRIDGE_CONFIG``: a path in the package, or
+``s3://…``, a Secrets Manager id or an SSM parameter. It is loaded once per container; so
+is the engine, whose HTTP and AWS clients are reused by warm invocations. Logs are JSON
+lines without secrets. Importing this module pulls in no SDK at all: boto3 loads on first
+use, and hvac, google and grpc never.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.config import BridgeConfig, load_config, parse_config, read_admin_key
+from bridge.engine import Engine
+from bridge.engine.native import NativeRotation
+from bridge.errors import BridgeError, ConfigError
+from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
+from bridge.logs import configure, event
+from bridge.state import open_store
+
+log = logging.getLogger("bridge.lambda")
+CONFIG_ENV = "LANGSMITH_BRIDGE_CONFIG"
+
+
+class RunFailed(BridgeError):
+    """At least one policy failed; raised so the invocation counts as an error."""
+
+
+@dataclass
+class Runtime:
+    """What a container keeps between invocations."""
+
+    config: BridgeConfig
+    engine: Engine
+
+
+_runtime: Runtime | None = None
+
+
+def handler(event_: Mapping[str, Any], context: Any = None) -> dict[str, Any] | None:
+    """Dispatch one Lambda event. See the module docstring for the three shapes."""
+    runtime = _get_runtime()
+    if "Step" in event_ and "SecretId" in event_:
+        _rotation(runtime, event_)
+        return None
+    records = event_.get("Records")
+    if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
+        return _sqs(runtime, records)
+    if event_.get("source") == "aws.events" or event_.get("action") == "run":
+        return _scheduled(runtime)
+    raise ConfigError(
+        "unrecognised event: expected an EventBridge schedule, an SQS batch or a Secrets "
+        "Manager rotation step"
+    )
+
+
+def _get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        configure(os.environ.get("LANGSMITH_BRIDGE_LOG_LEVEL", "info"), "json")
+        config = load_reference(os.environ.get(CONFIG_ENV, "bridge.toml"))
+        _runtime = Runtime(config, build_engine(config))
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the cached configuration and engine (tests; a config change in place)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.engine.close()
+    _runtime = None
+
+
+def load_reference(reference: str) -> BridgeConfig:
+    """Load the configuration a path or an ``s3://`` / Secrets Manager / SSM reference names."""
+    if reference.startswith(("s3://", "arn:", "secretsmanager:", "ssm:")):
+        from providers.aws_runtime import fetch_text
+
+        text = fetch_text(reference)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{reference} is not valid TOML: {exc}") from exc
+        return parse_config(raw, source=reference)
+    path = Path(reference)
+    if not path.is_absolute():
+        path = Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / path
+    return load_config(path)
+
+
+def build_engine(config: BridgeConfig) -> Engine:
+    from providers import open_provider
+
+    settings = config.langsmith
+    client = LangSmithClient(
+        settings.api_endpoint,
+        read_admin_key(settings),
+        organization_id=settings.organization_id,
+        timeout=settings.timeout.total_seconds(),
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        limiter=RateLimiter(settings.requests_per_10s, 10.0),
+    )
+    return Engine(config, client, open_store(config.state), open_provider)
+
+
+def _scheduled(runtime: Runtime) -> dict[str, Any]:
+    engine = runtime.engine
+    policies = engine.select()
+    queue = runtime.config.run.fanout_queue_url
+    if queue:
+        from providers.aws_runtime import send_policies
+
+        sent = send_policies(queue, [p.name for p in policies])
+        event(log, "fanned_out", queue=queue, policies=sent)
+        return {"fanned_out": sent}
+    report = engine.run(policies)
+    summary = _summary(report.outcomes)
+    event(log, "run_finished", **{k: v for k, v in summary.items() if k != "failed"})
+    if not report.ok:
+        raise RunFailed(
+            f"{len(summary['failed'])} policy(ies) failed: {', '.join(summary['failed'])}"
+        )
+    return summary
+
+
+def _sqs(runtime: Runtime, records: list[dict[str, Any]]) -> dict[str, Any]:
+    engine = runtime.engine
+    by_policy: dict[str, list[str]] = {}
+    failures: list[str] = []
+    known = {p.name for p in runtime.config.policy}
+    for record in records:
+        message_id = str(record.get("messageId"))
+        try:
+            name = json.loads(record.get("body") or "")["policy"]
+        except (ValueError, KeyError, TypeError):
+            name = None
+        if not isinstance(name, str) or name not in known:
+            event(log, "bad_message", level=logging.ERROR, message_id=message_id)
+            failures.append(message_id)
+            continue
+        by_policy.setdefault(name, []).append(message_id)
+    if by_policy:
+        report = engine.run(engine.select(sorted(by_policy)))
+        for outcome in report.outcomes:
+            if not outcome.ok:
+                failures += by_policy[outcome.policy]
+        event(log, "batch_finished", **_summary(report.outcomes))
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}
+
+
+def _rotation(runtime: Runtime, event_: Mapping[str, Any]) -> None:
+    step, secret, token = event_["Step"], event_["SecretId"], event_.get("ClientRequestToken")
+    if not isinstance(token, str) or not token:
+        raise ConfigError("rotation event without a ClientRequestToken")
+    NativeRotation(runtime.engine).step(step, secret, token)
+
+
+def _summary(outcomes: list[Any]) -> dict[str, Any]:
+    return {
+        "policies": len(outcomes),
+        "changed": sum(1 for o in outcomes if o.done),
+        "skipped": sum(1 for o in outcomes if o.skipped),
+        "failed": [o.policy for o in outcomes if not o.ok],
+    }
