@@ -54,3 +54,24 @@ def test_no_key_shaped_literal_outside_tests() -> None:
 
     hits = [p for p in python_files("bridge", "providers") if KEY_PATTERN.search(p.read_text())]
     assert hits == []
+
+
+def test_the_lambda_entry_imports_no_sdk_until_it_needs_one() -> None:
+    code = (
+        "import sys, bridge.aws_lambda;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'boto3', 'botocore', 'hvac', 'google', 'grpc', 'langsmith', 'bridge.emulator'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    emulator = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, bridge.aws_lambda; print('bridge.emulator' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert emulator.stdout.strip() == "False"
