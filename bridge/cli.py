@@ -11,11 +11,20 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bridge import __version__
-from bridge.config import BridgeConfig, config_path, config_schema, load_config, read_admin_key
+from bridge.config import (
+    BridgeConfig,
+    Policy,
+    config_path,
+    config_schema,
+    load_config,
+    read_admin_key,
+)
 from bridge.engine import Engine, acknowledge, observe_targets, policy_status
 from bridge.engine.runner import utcnow
 from bridge.errors import BridgeError, ConfigError
@@ -24,7 +33,7 @@ from bridge.logs import configure
 from bridge.payload import API_KEY, decode
 from bridge.render import report_text, status_table
 from bridge.secrets import fingerprint, redact
-from bridge.state import open_store
+from bridge.state import StateStore, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -173,35 +182,33 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from providers import open_provider
-
     config = _config(args)
-    store = open_store(config.state)
     now = utcnow()
     entries = []
-    for policy in config.policy:
-        if args.policy and policy.name not in args.policy:
-            continue
-        providers = {t.target_id: open_provider(t, policy.name) for t in policy.target}
-        try:
-            views = observe_targets(providers, policy.name)
-        finally:
-            for provider in providers.values():
-                provider.close()
-        entries.append(
-            policy_status(
-                policy,
-                store.load(policy.name),
-                store.acks(policy.name, policy.consumers),
-                views,
-                now,
-            )
-        )
+    with closing(open_store(config.state)) as store:
+        entries = [
+            _policy_status(policy, store, now)
+            for policy in config.policy
+            if not args.policy or policy.name in args.policy
+        ]
     if args.json:
         _print_json({"generated_at": now.isoformat().replace("+00:00", "Z"), "policies": entries})
     else:
         print(status_table(entries, now))
     return EXIT_OK
+
+
+def _policy_status(policy: Policy, store: StateStore, now: datetime) -> dict[str, Any]:
+    from providers import open_provider
+
+    providers = {t.target_id: open_provider(t, policy.name) for t in policy.target}
+    try:
+        views = observe_targets(providers, policy.name)
+    finally:
+        for provider in providers.values():
+            provider.close()
+    acks = store.acks(policy.name, policy.consumers)
+    return policy_status(policy, store.load(policy.name), acks, views, now)
 
 
 def _ack(args: argparse.Namespace) -> int:
@@ -215,9 +222,8 @@ def _ack(args: argparse.Namespace) -> int:
         if args.from_file
         else _key_from_env(args.from_env or API_KEY)
     )
-    generation = acknowledge(
-        open_store(config.state), policy, args.consumer, fingerprint(key), utcnow()
-    )
+    with closing(open_store(config.state)) as store:
+        generation = acknowledge(store, policy, args.consumer, fingerprint(key), utcnow())
     del key
     print(
         f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,9 +74,8 @@ def load_settings(
     environ[API_KEY] = stored.api_key.reveal()
     environ.update({name: value for name, value in stored.settings.items() if name != MARKER})
     if ack:
-        acknowledge(
-            open_store(loaded.state), spec, consumer, stored.api_key.fingerprint, datetime.now(UTC)
-        )
+        with closing(open_store(loaded.state)) as store:
+            acknowledge(store, spec, consumer, stored.api_key.fingerprint, datetime.now(UTC))
     return Settings(
         policy=policy,
         api_key=stored.api_key,

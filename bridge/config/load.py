@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,12 +49,50 @@ def load_config(path: Path) -> BridgeConfig:
     return _anchor(config, path.resolve().parent)
 
 
-def parse_config(raw: Mapping[str, Any], *, source: str = "config") -> BridgeConfig:
-    """Validate an already-parsed mapping (TOML or JSON) into a ``BridgeConfig``."""
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    source: str = "config",
+    environ: Mapping[str, str] | None = None,
+) -> BridgeConfig:
+    """Validate an already-parsed mapping (TOML or JSON) into a ``BridgeConfig``.
+
+    ``${NAME}`` in any string is replaced by that environment variable first, so a
+    deployment can inject what it only knows at deploy time (a table name, a queue URL).
+    """
     try:
-        return BridgeConfig.model_validate(raw)
+        return BridgeConfig.model_validate(
+            expand_env(raw, os.environ if environ is None else environ)
+        )
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """``value`` with every ``${NAME}`` in its strings replaced from ``environ``.
+
+    Raises:
+        ConfigError: a referenced variable is not set (the message names the field).
+    """
+    if isinstance(value, str):
+
+        def variable(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigError(f"{where or 'config'}: environment variable {name} is not set")
+            return environ[name]
+
+        return _VARIABLE.sub(variable, value)
+    if isinstance(value, Mapping):
+        return {
+            k: expand_env(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [expand_env(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def _describe(exc: ValidationError, source: str) -> str:

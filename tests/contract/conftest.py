@@ -12,11 +12,11 @@ import contextlib
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
-from bridge.config.targets import FileTarget
+from bridge.config.targets import AwsTarget, FileTarget
 from bridge.payload import Format, Payload, encode
 from bridge.provider import Provider
 from providers import open_provider
@@ -99,12 +99,98 @@ def file_target(
         provider.close()
 
 
+# -- aws -------------------------------------------------------------------------------
+
+AWS_REGION = "us-east-1"
+
+
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and a region that can only ever reach moto, never a real account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+
+
+@dataclass(frozen=True)
+class AwsTamper:
+    """An operator with the AWS console: plain Secrets Manager calls, no bridge code."""
+
+    client: Any  # a boto3 Secrets Manager client
+    secret_id: str
+
+    def write_foreign(self, env: Mapping[str, str]) -> None:
+        text = encode(env, "json")
+        if self._exists():
+            self.client.put_secret_value(SecretId=self.secret_id, SecretString=text)
+        else:
+            self.client.create_secret(Name=self.secret_id, SecretString=text)
+
+    def write_owned_by(self, payload: Payload) -> None:
+        tags = [
+            {"Key": "langsmith-bridge:managed", "Value": "true"},
+            {"Key": "langsmith-bridge:policy", "Value": payload.policy},
+        ]
+        text = encode(payload.reveal_env(), "json")
+        if self._exists():
+            self.client.tag_resource(SecretId=self.secret_id, Tags=tags)
+            self.client.put_secret_value(SecretId=self.secret_id, SecretString=text)
+        else:
+            self.client.create_secret(Name=self.secret_id, SecretString=text, Tags=tags)
+
+    def delete(self) -> None:
+        self.client.delete_secret(SecretId=self.secret_id, ForceDeleteWithoutRecovery=True)
+
+    def snapshot(self) -> Hashable:
+        """Every version with its labels, and the tags."""
+        if not self._exists():
+            return None
+        listed = self.client.list_secret_version_ids(
+            SecretId=self.secret_id, IncludeDeprecated=True
+        )
+        versions = sorted(
+            (v["VersionId"], tuple(sorted(v.get("VersionStages", [])))) for v in listed["Versions"]
+        )
+        tags = self.client.describe_secret(SecretId=self.secret_id).get("Tags", [])
+        return tuple(versions), tuple(sorted((t["Key"], t["Value"]) for t in tags))
+
+    def _exists(self) -> bool:
+        try:
+            self.client.describe_secret(SecretId=self.secret_id)
+        except self.client.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def aws_target(request: pytest.FixtureRequest, policy: str) -> Iterator[tuple[Provider, Tamper]]:
+    import boto3
+    from moto import mock_aws
+
+    fake_aws_credentials(request.getfixturevalue("monkeypatch"))
+    config = AwsTarget.model_validate(
+        {"provider": "aws", "secret_id": f"langsmith/{policy}", "region": AWS_REGION}
+    )
+    with mock_aws():
+        provider = open_provider(config, policy)
+        client = boto3.client("secretsmanager", region_name=AWS_REGION)
+        try:
+            yield provider, AwsTamper(client, config.secret_id)
+        finally:
+            provider.close()
+            client.close()
+
+
 # -- the table -------------------------------------------------------------------------
 
 
 FACTORIES: dict[str, ProviderFactory] = {
     "file-dotenv": lambda request, policy: file_target(request, policy, fmt="dotenv"),
     "file-json": lambda request, policy: file_target(request, policy, fmt="json"),
+    "aws": aws_target,
 }
 
 

@@ -4,16 +4,11 @@ watcher thread a test starts, whether it passes or fails."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from bridge.emulator import Emulator
-
-
-class Stoppable(Protocol):
-    def stop(self) -> None: ...
 
 
 @pytest.fixture
@@ -38,9 +33,9 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.fixture
-def stoppers() -> Iterator[list[Stoppable]]:
-    """Append anything with ``stop()`` (watcher threads); all are stopped at teardown."""
-    items: list[Stoppable] = []
+def stoppers() -> Iterator[list[Callable[[], None]]]:
+    """Append ``stop`` callables (watcher threads); all are called at teardown, newest first."""
+    items: list[Callable[[], None]] = []
     yield items
-    for item in reversed(items):
-        item.stop()
+    for stop in reversed(items):
+        stop()

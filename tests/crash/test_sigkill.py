@@ -1,6 +1,11 @@
 """SIGKILL a real ``langsmith-bridge run`` at random instants, many times, then check the
 invariants of DESIGN.md after one clean run.
 
+Half the kills come after a random delay spread over a clean run's duration; the other half
+are aimed: right after an observable step of the run (the N-th state write, a target's file
+replaced, an engine event logged), because the windows between two local writes are too
+short for random delays to hit. Every eighth run is left to finish.
+
 While the loop runs, watcher threads play the consumers of every target: they re-read the
 file, extract ``LANGSMITH_API_KEY`` and ask the emulator whether the key works (no outage;
 the file is never missing or half-written once it exists). After the loop and one clean run:
@@ -37,8 +42,6 @@ from bridge.payload import API_KEY, WORKSPACE_ID, Format, decode
 from bridge.secrets import KEY_PATTERN, fingerprint, redact
 from bridge.state import Phase, PolicyRecord
 
-from .conftest import Stoppable
-
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 DEFAULT_SEED = 20240611
@@ -46,6 +49,8 @@ ITERATIONS = 50
 FINISH_EVERY = 8  # every 8th iteration is left to finish on its own
 LATENCIES_MS = (0, 30, 120)  # emulator latency per iteration; kills land mid-request
 KILL_SPREAD = 1.2  # delays are drawn from 0 .. KILL_SPREAD x a clean run's duration
+POLL_S = 0.0002  # how often a triggered kill looks for its event
+TRIGGER_TIMEOUT_S = 30.0
 FAST_INTERVAL_S = 0.003  # file read + in-process key lookup
 HTTP_INTERVAL_S = 0.025  # a consumer's real call
 HELD = "held"
@@ -311,15 +316,75 @@ class Bridge:
         self.runs.append(run)
         return proc, run
 
-    def clean_run(self) -> tuple[RunLog, float]:
+    def clean_run(self, *, check: bool = True) -> tuple[RunLog, float]:
+        """Start a run and let it finish; with ``check``, it must succeed."""
         started = time.monotonic()
         proc, run = self.start()
         run.returncode = proc.wait(timeout=60)
         elapsed = time.monotonic() - started
-        assert run.returncode == 0, (
-            f"clean run {run.index} exited {run.returncode}:\n{redact(run.text())[-3000:]}"
-        )
+        assert not check or run.returncode == 0, failure(run)
         return run, elapsed
+
+
+def failure(run: RunLog) -> str:
+    return f"run {run.index} exited {run.returncode}:\n{redact(run.text())[-3000:]}"
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """An observable instant inside a run, to kill it right after.
+
+    Random delays mostly land between requests; the windows between two local writes (one
+    target written, the next not yet; a key deleted, its generation not yet marked) last a
+    millisecond or so and need aiming. Kinds: ``state N`` (the N-th replacement of the state
+    file in this run), ``target NAME`` (that target's file replaced), ``log EVENT`` (the run
+    logged that engine event, for any policy).
+    """
+
+    kind: str
+    arg: str
+    path: Path | None = None  # the file watched by ``state`` and ``target``
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.arg}"
+
+    def armed(self, run: RunLog) -> Callable[[], bool]:
+        """A predicate that turns true once the instant has passed in ``run``."""
+        if self.kind == "log":
+            needle = f"{self.arg} policy="
+            return lambda: needle in run.err.read_text(encoding="utf-8", errors="replace")
+        assert self.path is not None
+        path, wanted = self.path, int(self.arg) if self.kind == "state" else 1
+        last, seen = _signature(path), 0
+
+        def fired() -> bool:
+            nonlocal last, seen
+            now = _signature(path)
+            if now != last:
+                last, seen = now, seen + 1
+            return seen >= wanted
+
+        return fired
+
+
+def kill_when(proc: subprocess.Popen[bytes], fired: Callable[[], bool]) -> bool:
+    """SIGKILL ``proc`` as soon as ``fired()``; ``False`` if the run ended first."""
+    deadline = time.monotonic() + TRIGGER_TIMEOUT_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        if fired():
+            proc.kill()
+            return True
+        time.sleep(POLL_S)
+    return False
 
 
 # -- reading the state --------------------------------------------------------------------
@@ -382,7 +447,7 @@ def test_sigkill_at_random_instants_keeps_invariants(
     tmp_path: Path,
     emulator: Emulator,
     processes: list[subprocess.Popen[bytes]],
-    stoppers: list[Stoppable],
+    stoppers: list[Callable[[], None]],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     seed = int(os.environ.get("BRIDGE_CRASH_SEED", DEFAULT_SEED))
@@ -404,7 +469,7 @@ def _scenario(
     root: Path,
     emu: Emulator,
     processes: list[subprocess.Popen[bytes]],
-    stoppers: list[Stoppable],
+    stoppers: list[Callable[[], None]],
 ) -> str:
     rng = random.Random(seed)
     config_path = root / "bridge.toml"
@@ -420,7 +485,7 @@ def _scenario(
     }
     bridge = Bridge(root, config_path, env, processes)
     watcher = Watcher(emu, targets).start()
-    stoppers.append(watcher)
+    stoppers.append(watcher.stop)
 
     # Bootstrap, then measure a clean run (every policy due) at each latency. Runs left to
     # finish in the loop add to the measurements, so the spread follows the machine's load.
@@ -434,6 +499,12 @@ def _scenario(
     held_published: set[str] = set()  # ids of held keys ever current or superseded
     unfinished: Counter[str] = Counter()  # "policy: phase" left behind by a kill
     last_event: Counter[str] = Counter()  # "policy: event" last logged before a kill
+    aimed: Counter[str] = Counter()  # "trigger: outcome" of the aimed kills
+    triggers = [
+        *(Trigger("state", str(n), state_path) for n in range(1, 7)),
+        *(Trigger("target", t.name, t.path) for t in targets),
+        *(Trigger("log", event) for event in ENGINE_EVENTS[:4]),
+    ]
     kills = finished = 0
     failed_runs: list[str] = []
     started = time.monotonic()
@@ -441,6 +512,7 @@ def _scenario(
         latency = rng.choice(LATENCIES_MS)
         emu.set_faults(latency_ms=latency)
         delay = rng.uniform(0, KILL_SPREAD * statistics.median(durations[latency]))
+        trigger = rng.choice(triggers)
         let_finish = i % FINISH_EVERY == FINISH_EVERY - 1
         began = time.monotonic()
         proc, run = bridge.start()
@@ -448,7 +520,11 @@ def _scenario(
         if let_finish:
             run.returncode = proc.wait(timeout=60)
             durations[latency].append(time.monotonic() - began)
-        else:
+        elif i % 2:  # aimed: right after an observable step
+            run.killed = kill_when(proc, trigger.armed(run))
+            run.returncode = proc.wait(timeout=10)
+            aimed[f"{trigger.label}: {'killed' if run.killed else 'finished first'}"] += 1
+        else:  # at a random instant
             run.delay = delay
             time.sleep(delay)
             if proc.poll() is None:
@@ -460,9 +536,7 @@ def _scenario(
         else:
             finished += 1
             if run.returncode != 0:
-                failed_runs.append(
-                    f"run {run.index} exited {run.returncode}: {redact(run.text())[-1500:]}"
-                )
+                failed_runs.append(failure(run))
 
         # What the kill left behind. The state file must always parse (atomic writes).
         records = load_records(state_path)
@@ -482,15 +556,21 @@ def _scenario(
     # Requests a killed run left in flight may still land; let them, then one clean run.
     emu.set_faults(latency_ms=0)
     time.sleep(max(LATENCIES_MS) / 1000 + 0.3)
-    bridge.clean_run()
+    final, _ = bridge.clean_run(check=False)
     time.sleep(0.2)  # a last round of watcher checks on the final payloads
     watcher.stop()
 
     problems: list[str] = []
-    problems += [f"watcher: {v}" for v in watcher.violations[:20]]
-    if len(watcher.violations) > 20:
-        problems.append(f"watcher: ... and {len(watcher.violations) - 20} more")
-    problems += failed_runs
+    violations = Counter(watcher.violations)
+    problems += [f"watcher: {v} (x{n})" for v, n in list(violations.items())[:20]]
+    if len(violations) > 20:
+        problems.append(f"watcher: ... and {len(violations) - 20} more kinds of violation")
+    # Runs' outputs are long: they go last, after the summary.
+    if final.returncode != 0:
+        failed_runs.insert(0, f"the clean run failed: {failure(final)}")
+        problems.append("the clean run failed (output below)")
+    if failed_runs:
+        problems.append(f"{len(failed_runs)} run(s) that were not killed failed (output below)")
 
     records = load_records(state_path)
     keys = bridge_keys(emu)
@@ -516,7 +596,8 @@ def _scenario(
     # (2) Every target holds its policy's current key, and LangSmith accepts it.
     with httpx.Client(base_url=emu.url, timeout=10.0, trust_env=False) as client:
         for target in targets:
-            current = records[target.policy].current()
+            record = records.get(target.policy)
+            current = record.current() if record else None
             try:
                 key, workspace = target.read_key()
             except (OSError, ValueError) as exc:
@@ -583,6 +664,12 @@ def _scenario(
     if len(held_published) < 5:
         problems.append(f"vacuous: only {len(held_published)} {HELD} keys were ever published")
 
+    events = Counter(
+        line.split()[1]
+        for run in bridge.runs
+        for line in run.err.read_text(encoding="utf-8", errors="replace").splitlines()
+        if len(line.split()) > 2 and line.split()[1] in ENGINE_EVENTS
+    )
     run_times = ", ".join(f"{statistics.median(d):.2f}s@{lat}ms" for lat, d in durations.items())
     checks = ", ".join(
         f"{t.name} {watcher.checks[t.name]}/{watcher.reads[t.name]}" for t in targets
@@ -594,15 +681,18 @@ def _scenario(
             f"loop={loop_seconds:.1f}s clean run (median): {run_times}",
             "  left unfinished by a kill: "
             + (", ".join(f"{k} x{n}" for k, n in sorted(unfinished.items())) or "none"),
+            "  aimed kills: " + ", ".join(f"{k} x{n}" for k, n in sorted(aimed.items())),
             "  last event before a kill: "
             + ", ".join(f"{k} x{n}" for k, n in sorted(last_event.items())),
+            "  events logged by all runs: " + ", ".join(f"{k} x{n}" for k, n in events.items()),
             f"  watcher checks (HTTP / in-process): {checks}",
             f"  keys: {len(keys)} bridge keys minted, {sum(k['deleted'] for k in keys)} deleted; "
             f"{len(held_published)} {HELD} keys published, none may be deleted",
             f"  temporary files left in targets' folder by kills: {len(leftovers)}",
         ]
     )
+    outputs = "\n".join(failed_runs[:3])
     assert not problems, f"seed={seed}: {len(problems)} problem(s):\n" + redact(
-        "\n".join(problems) + "\n" + summary
+        "\n".join(problems) + "\n" + summary + "\n" + outputs
     )
     return summary

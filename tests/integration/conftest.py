@@ -109,7 +109,11 @@ class Bridge:
             views = observe_targets(providers, name)
         store = self.store()
         return policy_status(
-            policy, store.load(name), store.acks(name), views, self.emu.clock.now()
+            policy,
+            store.load(name),
+            store.acks(name, policy.consumers),
+            views,
+            self.emu.clock.now(),
         )
 
     def payload(self, name: str) -> dict[str, str]:

@@ -291,4 +291,4 @@ def test_consumer_helper_loads_and_acknowledges(make_bridge, tmp_path: Path) -> 
     assert environ[API_KEY] == bridge.payload("p")[API_KEY]
     assert "LANGSMITH_BRIDGE_MANAGED" not in environ
     assert API_KEY not in repr(settings) and environ[API_KEY] not in repr(settings)
-    assert bridge.store().acks("p")["api"].fingerprint == settings.fingerprint
+    assert bridge.store().acks("p", ["api"])["api"].fingerprint == settings.fingerprint

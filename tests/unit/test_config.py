@@ -428,3 +428,33 @@ def test_config_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert printed == json.loads(config_schema())
     assert set(printed["properties"]) >= {"langsmith", "state", "policy"}
+
+
+def test_environment_variables_are_expanded_in_strings() -> None:
+    from bridge.config.load import parse_config
+
+    raw = {
+        "langsmith": {"endpoint": "http://${HOST}:1984", "admin_key_env": "K"},
+        "state": {"backend": "dynamodb", "table": "${TABLE}"},
+        "policy": [
+            {
+                "name": "p",
+                "ack": "grace",
+                "target": [{"provider": "file", "path": "/o/${NAME}.env"}],
+            }
+        ],
+    }
+    config = parse_config(raw, environ={"HOST": "127.0.0.1", "TABLE": "bridge-state", "NAME": "p"})
+    assert config.langsmith.endpoint == "http://127.0.0.1:1984"
+    assert config.state.table == "bridge-state"  # type: ignore[union-attr]
+    assert str(config.policy[0].target[0].path) == "/o/p.env"  # type: ignore[union-attr]
+
+
+def test_an_unset_variable_is_a_config_error_naming_the_field() -> None:
+    from bridge.config.load import parse_config
+
+    raw = {"langsmith": {"endpoint": "${NOPE}", "admin_key_env": "K"}, "policy": []}
+    with pytest.raises(
+        ConfigError, match=r"langsmith\.endpoint: environment variable NOPE is not set"
+    ):
+        parse_config(raw, environ={})

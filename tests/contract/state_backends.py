@@ -1,0 +1,112 @@
+"""The state store contract's backends: every scenario of ``test_state_contract`` runs
+against every entry of ``BACKENDS``.
+
+A factory receives the pytest request (for ``tmp_path``, ``monkeypatch``) and yields a
+``Backend``: a way to open more stores on the same storage (another runner, another
+thread) and a way to read everything stored, raw, for leak checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+
+from bridge.config.model import DynamoDBStateSettings
+from bridge.state import FileStateStore, StateStore
+from providers.dynamodb import DynamoDBStateStore, table_definition
+
+TABLE = "bridge-state"
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One storage, and everything a scenario may do to it."""
+
+    name: str
+    open: Callable[[], StateStore]  # a new store on the same storage
+    raw: Callable[[], str]  # everything stored, as text
+
+
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and a region that can only ever reach moto, never a real account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+
+
+def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's conditional writes atomic, as DynamoDB's are.
+
+    moto evaluates a ConditionExpression and then stores the item with no lock between, so
+    two threads can both pass the same version check and one update is silently lost: a
+    moto leniency that would make a correct compare-and-swap look broken under contention.
+    """
+    lock = threading.RLock()
+    for name in ("put_item", "delete_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def serialised(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, serialised)
+
+
+def scan_everything(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items += page["Items"]
+    return items
+
+
+@contextlib.contextmanager
+def file_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    path: Path = request.getfixturevalue("tmp_path") / "state" / "bridge-state.json"
+
+    def raw() -> str:
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    yield Backend("file", lambda: FileStateStore(path), raw)
+
+
+@contextlib.contextmanager
+def dynamodb_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    fake_aws_environment(monkeypatch)
+    atomic_moto_writes(monkeypatch)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(**table_definition(TABLE))
+        settings = DynamoDBStateSettings(backend="dynamodb", table=TABLE, region=REGION)
+        # One client for every store: building one costs ~0.1 s; the lazily built client
+        # is exercised by the integration tests against a moto server.
+        yield Backend(
+            "dynamodb",
+            lambda: DynamoDBStateStore(settings, client=client),
+            lambda: json.dumps(scan_everything(client, TABLE)),
+        )
+
+
+BACKENDS: dict[
+    str, Callable[[pytest.FixtureRequest], contextlib.AbstractContextManager[Backend]]
+] = {
+    "file": file_backend,
+    "dynamodb": dynamodb_backend,
+}

@@ -1,0 +1,514 @@
+"""What only the DynamoDB state backend has to get right: leases that expire, SDK failures
+mapped onto ``StateError``, batch reads that DynamoDB answers in part, item keys that IAM can
+confine a consumer to, the exact IAM actions it calls, and a real HTTP round trip to a
+moto server. The behaviour it shares with every backend is in the state contract suite."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from bridge.config.model import DynamoDBStateSettings
+from bridge.errors import LeaseHeld, StateConflict, StateError
+from bridge.secrets import fingerprint
+from bridge.state import open_store
+from bridge.state.model import Ack, PolicyRecord
+from providers.dynamodb import (
+    BATCH_ATTEMPTS,
+    CONSUMER_ACK_ACTIONS,
+    DYNAMODB_ACTIONS,
+    DynamoDBClient,
+    DynamoDBStateStore,
+    StateUnavailable,
+    table_definition,
+)
+from providers.dynamodb_schema import METHODS, TTL_ATTRIBUTE, ack_key
+from tests.contract.state_backends import REGION, atomic_moto_writes, fake_aws_environment
+
+pytestmark = pytest.mark.integration
+
+TABLE = "bridge-state-it"
+SETTINGS = DynamoDBStateSettings(backend="dynamodb", table=TABLE, region=REGION)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+TTL = timedelta(minutes=5)
+FP = fingerprint("not a key, just something to hash")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+class Recorder:
+    """A real client whose calls are recorded as ``(IAM action, parameters)``.
+
+    With ``repeat_writes`` every PutItem and DeleteItem is sent twice and the second answer
+    returned: what the SDK does when a write succeeded but its response was lost.
+    """
+
+    def __init__(self, client: Any, *, repeat_writes: bool = False) -> None:
+        self.client = client
+        self.repeat_writes = repeat_writes
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, method: str) -> Callable[..., dict[str, Any]]:
+        action = {m: a for a, m in METHODS.items()}[method]
+
+        def call(**params: Any) -> dict[str, Any]:
+            self.calls.append((f"dynamodb:{action}", params))
+            real = getattr(self.client, method)
+            if self.repeat_writes and action in ("PutItem", "DeleteItem"):
+                real(**params)
+            response: dict[str, Any] = real(**params)
+            return response
+
+        return call
+
+    def actions(self) -> set[str]:
+        return {action for action, _ in self.calls}
+
+
+class Scripted:
+    """A fake client that answers every call with the next outcome of a script (the last
+    one repeats): a response, or an exception to raise."""
+
+    def __init__(self, *outcomes: dict[str, Any] | BaseException) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((method, params))
+        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def get_item(self, **params: Any) -> dict[str, Any]:
+        return self._answer("get_item", params)
+
+    def put_item(self, **params: Any) -> dict[str, Any]:
+        return self._answer("put_item", params)
+
+    def delete_item(self, **params: Any) -> dict[str, Any]:
+        return self._answer("delete_item", params)
+
+    def scan(self, **params: Any) -> dict[str, Any]:
+        return self._answer("scan", params)
+
+    def batch_get_item(self, **params: Any) -> dict[str, Any]:
+        return self._answer("batch_get_item", params)
+
+
+def client_error(code: str, status: int = 400, action: str = "PutItem") -> ClientError:
+    body = {"Error": {"Code": code, "Message": f"{code} happened"}}
+    return ClientError({**body, "ResponseMetadata": {"HTTPStatusCode": status}}, action)
+
+
+def enter_lease(store: DynamoDBStateStore) -> None:
+    with store.lease("p", "host:1", TTL):
+        pass
+
+
+OPERATIONS: dict[str, Callable[[DynamoDBStateStore], object]] = {
+    "load": lambda store: store.load("p"),
+    "save": lambda store: store.save(PolicyRecord(policy="p")),
+    "policies": lambda store: store.policies(),
+    "acks": lambda store: store.acks("p", ["api"]),
+    "record_ack": lambda store: store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0)),
+    "lease": enter_lease,
+}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A moto DynamoDB with fake credentials; yields a raw client (no table yet)."""
+    fake_aws_environment(monkeypatch)
+    atomic_moto_writes(monkeypatch)
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name=REGION)
+
+
+@pytest.fixture
+def table(aws: Any) -> Any:
+    """The state table, created as the CloudFormation template does; yields a raw client."""
+    aws.create_table(**table_definition(TABLE))
+    aws.update_time_to_live(
+        TableName=TABLE,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+    return aws
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def runner(table: Any, clock: Clock) -> DynamoDBStateStore:
+    return DynamoDBStateStore(SETTINGS, client=table, clock=clock)
+
+
+def raw_item(table: Any, pk: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = table.get_item(
+        TableName=TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True
+    ).get("Item")
+    return item
+
+
+# -- leases ----------------------------------------------------------------------------
+
+
+def test_an_expired_lease_is_taken_over_and_its_late_holder_cannot_release_it(
+    table: Any, clock: Clock
+) -> None:
+    first, second, third = (runner(table, clock) for _ in range(3))
+    late, successor = ExitStack(), ExitStack()
+
+    late.enter_context(first.lease("p", "host-a:1", timedelta(seconds=60)))
+    clock.advance(timedelta(seconds=60))
+    with pytest.raises(LeaseHeld):  # held up to and including its last second
+        enter_lease(second)
+    clock.advance(timedelta(seconds=1))
+    successor.enter_context(second.lease("p", "host-b:2", TTL))
+    late.close()  # the first runner finishes late: its release must not free the lease
+
+    held = raw_item(table, "lease#p")
+    assert held is not None
+    assert held["owner"]["S"].startswith("host-b:2#")
+    with pytest.raises(LeaseHeld, match="host-b:2"):
+        enter_lease(third)
+    successor.close()
+    assert raw_item(table, "lease#p") is None
+    enter_lease(third)
+
+
+def test_a_refused_lease_names_its_holder_and_when_it_expires(table: Any, clock: Clock) -> None:
+    holder, other = runner(table, clock), runner(table, clock)
+
+    with holder.lease("p", "host-a:41", TTL), pytest.raises(LeaseHeld) as caught:
+        enter_lease(other)
+
+    message = str(caught.value)
+    assert "'p'" in message
+    assert "host-a:41#" in message
+    assert (T0 + TTL).isoformat() in message
+    assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_the_lease_item_carries_its_expiry_in_the_ttl_attribute(table: Any, clock: Clock) -> None:
+    with runner(table, clock).lease("p", "host:1", TTL):
+        item = raw_item(table, "lease#p")
+
+    assert item is not None
+    assert set(item) == {"pk", "owner", TTL_ATTRIBUTE}
+    assert int(item[TTL_ATTRIBUTE]["N"]) == int((T0 + TTL).timestamp())
+    ttl = table.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == TTL_ATTRIBUTE
+
+
+def test_the_table_has_one_string_partition_key_and_on_demand_billing(table: Any) -> None:
+    described = table.describe_table(TableName=TABLE)["Table"]
+
+    assert described["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert described["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert table_definition() == {
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    assert table_definition(TABLE) == {"TableName": TABLE, **table_definition()}
+
+
+def test_a_lease_whose_release_fails_does_not_hide_the_blocks_own_error(
+    table: Any, clock: Clock
+) -> None:
+    store = runner(table, clock)
+
+    def reconcile() -> None:
+        with store.lease("p", "host:1", TTL):
+            table.delete_table(TableName=TABLE)  # the release will fail: no table any more
+            raise RuntimeError("reconcile failed")
+
+    with pytest.raises(RuntimeError, match="reconcile failed"):
+        reconcile()
+
+
+# -- writes the SDK retries after a lost response ---------------------------------------
+
+
+def test_writes_the_sdk_repeats_after_a_lost_response_are_not_conflicts(
+    table: Any, clock: Clock
+) -> None:
+    store = DynamoDBStateStore(SETTINGS, client=Recorder(table, repeat_writes=True), clock=clock)
+
+    first = store.save(PolicyRecord(policy="p"))
+    second = store.save(first.model_copy(update={"last_error": "x"}))
+    with store.lease("p", "host:1", TTL):
+        pass
+    store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
+
+    assert (first.version, second.version) == (1, 2)
+    assert runner(table, clock).load("p") == second
+    assert raw_item(table, "lease#p") is None
+    with pytest.raises(StateConflict, match="expected version 1, found 2"):
+        store.save(first)
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_a_missing_table_is_a_state_error_naming_it(aws: Any, operation: str) -> None:
+    store = DynamoDBStateStore(SETTINGS, client=aws)
+
+    with pytest.raises(StateError) as caught:
+        OPERATIONS[operation](store)
+
+    assert type(caught.value) is StateError
+    assert not caught.value.retryable
+    assert f"table {TABLE!r} does not exist in {REGION}" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ClientError)
+
+
+RETRYABLE = {
+    "ProvisionedThroughputExceededException": client_error(
+        "ProvisionedThroughputExceededException"
+    ),
+    "ThrottlingException": client_error("ThrottlingException"),
+    "RequestLimitExceeded": client_error("RequestLimitExceeded"),
+    "InternalServerError": client_error("InternalServerError", 500),
+    "HTTP 503": client_error("ServiceUnavailable", 503),
+    "unexpected 5xx": client_error("SomethingNew", 502),
+    "connection refused": EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+    "read timeout": ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+@pytest.mark.parametrize("failure", RETRYABLE.values(), ids=RETRYABLE.keys())
+def test_throttling_and_unavailability_are_retryable_state_errors(
+    operation: str, failure: Exception
+) -> None:
+    store = DynamoDBStateStore(SETTINGS, client=Scripted(failure))
+
+    with pytest.raises(StateUnavailable) as caught:
+        OPERATIONS[operation](store)
+
+    assert isinstance(caught.value, StateError)
+    assert caught.value.retryable
+    assert caught.value.__cause__ is failure
+
+
+@pytest.mark.parametrize(
+    ("operation", "action"),
+    [("load", "GetItem"), ("save", "PutItem"), ("policies", "Scan"), ("acks", "BatchGetItem")],
+)
+def test_access_denied_says_which_action_was_denied(operation: str, action: str) -> None:
+    denied = client_error("AccessDeniedException", action=action)
+    store = DynamoDBStateStore(SETTINGS, client=Scripted(denied))
+
+    with pytest.raises(StateError) as caught:
+        OPERATIONS[operation](store)
+
+    assert not caught.value.retryable
+    assert f"access denied: the role lacks dynamodb:{action}" in str(caught.value)
+    assert caught.value.__cause__ is denied
+
+
+def test_a_malformed_item_is_a_state_error(table: Any) -> None:
+    table.put_item(
+        TableName=TABLE, Item={"pk": {"S": "policy#p"}, "version": {"N": "1"}, "record": {"S": "{"}}
+    )
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "ack#p#api"}, "at": {"S": "yesterday"}})
+    store = runner(table, Clock())
+
+    with pytest.raises(StateError, match="'policy#p' is malformed"):
+        store.load("p")
+    with pytest.raises(StateError, match="'ack#p#api' is malformed"):
+        store.acks("p", ["api"])
+
+
+def test_a_name_that_would_make_keys_ambiguous_is_refused() -> None:
+    store = DynamoDBStateStore(SETTINGS, client=Scripted({}))
+
+    with pytest.raises(StateError, match="cannot be part of a DynamoDB state key"):
+        store.load("a#b")
+    with pytest.raises(StateError, match="cannot be part of a DynamoDB state key"):
+        store.record_ack("a", Ack(consumer="b#c", fingerprint=FP, at=T0))
+
+
+def test_without_a_region_anywhere_building_the_client_is_a_state_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_aws_environment(monkeypatch)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    store = DynamoDBStateStore(SETTINGS.model_copy(update={"region": None}))
+
+    with pytest.raises(StateError, match="client for table 'bridge-state-it' cannot be built"):
+        store.load("p")
+
+
+# -- acknowledgements ------------------------------------------------------------------
+
+
+def test_reading_acks_without_the_consumer_list_is_refused() -> None:
+    store = DynamoDBStateStore(SETTINGS, client=Scripted({}))
+
+    with pytest.raises(StateError, match="pass the consumers of policy 'p'"):
+        store.acks("p")
+
+
+def ack_item(consumer: str) -> dict[str, Any]:
+    return {
+        "pk": {"S": ack_key("p", consumer)},
+        "fingerprint": {"S": FP},
+        "at": {"S": T0.isoformat()},
+    }
+
+
+def test_unprocessed_batch_keys_are_retried_with_backoff() -> None:
+    unprocessed = {TABLE: {"Keys": [{"pk": {"S": ack_key("p", "worker")}}]}}
+    client = Scripted(
+        {"Responses": {TABLE: [ack_item("api")]}, "UnprocessedKeys": unprocessed},
+        {"Responses": {TABLE: []}, "UnprocessedKeys": unprocessed},
+        {"Responses": {TABLE: [ack_item("worker")]}, "UnprocessedKeys": {}},
+    )
+    pauses: list[float] = []
+    store = DynamoDBStateStore(SETTINGS, client=client, sleep=pauses.append)
+
+    acks = store.acks("p", ["api", "worker", "cron"])
+
+    assert set(acks) == {"api", "worker"}
+    assert [method for method, _ in client.calls] == ["batch_get_item"] * 3
+    assert client.calls[1][1]["RequestItems"] == unprocessed
+    assert pauses == [0.05, 0.1]
+
+
+def test_keys_left_unprocessed_on_every_attempt_are_a_retryable_error() -> None:
+    unprocessed = {TABLE: {"Keys": [{"pk": {"S": ack_key("p", "api")}}]}}
+    client = Scripted({"Responses": {TABLE: []}, "UnprocessedKeys": unprocessed})
+    store = DynamoDBStateStore(SETTINGS, client=client, sleep=lambda _: None)
+
+    with pytest.raises(StateUnavailable, match="1 ack keys still unprocessed"):
+        store.acks("p", ["api"])
+
+    assert len(client.calls) == BATCH_ATTEMPTS
+
+
+def test_acks_are_read_in_batches_of_100_distinct_keys(table: Any) -> None:
+    consumers = [f"app-{i:03d}" for i in range(250)]
+    recorder = Recorder(table)
+    store = DynamoDBStateStore(SETTINGS, client=recorder)
+    for consumer in consumers[::50]:
+        store.record_ack("p", Ack(consumer=consumer, fingerprint=FP, at=T0))
+
+    acks = store.acks("p", [*consumers, *consumers[:10]])  # repeats are tolerated
+
+    assert set(acks) == set(consumers[::50])
+    batches = [
+        [key["pk"]["S"] for key in params["RequestItems"][TABLE]["Keys"]]
+        for action, params in recorder.calls
+        if action == "dynamodb:BatchGetItem"
+    ]
+    assert [len(batch) for batch in batches] == [100, 100, 50]
+    assert all(len(set(batch)) == len(batch) for batch in batches)
+
+
+# -- IAM -------------------------------------------------------------------------------
+
+
+def test_an_ack_is_one_put_of_the_item_leading_keys_confines_the_consumer_to(
+    table: Any,
+) -> None:
+    recorder = Recorder(table)
+    store = DynamoDBStateStore(SETTINGS, client=recorder)
+
+    store.record_ack("payments", Ack(consumer="api-gateway", fingerprint=FP, at=T0))
+
+    assert recorder.actions() == set(CONSUMER_ACK_ACTIONS) == {"dynamodb:PutItem"}
+    [(_, params)] = recorder.calls
+    # The IAM condition ``dynamodb:LeadingKeys = ["ack#payments#api-gateway"]`` admits
+    # exactly this request, and no other consumer's or policy's item.
+    assert params["Item"]["pk"] == {"S": "ack#payments#api-gateway"}
+    assert ack_key("payments", "api-gateway") == "ack#payments#api-gateway"
+    assert set(params["Item"]) == {"pk", "fingerprint", "at"}
+    assert "ConditionExpression" not in params
+
+
+def test_a_runner_calls_exactly_the_listed_iam_actions(table: Any, clock: Clock) -> None:
+    recorder = Recorder(table)
+    store = DynamoDBStateStore(SETTINGS, client=recorder, clock=clock)
+
+    with store.lease("p", "host:1", TTL):
+        record = store.save(store.load("p"))
+        store.acks("p", ["api"])
+        store.policies()
+        with pytest.raises(StateConflict):
+            store.save(record.model_copy(update={"version": 0}))
+    store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
+
+    assert recorder.actions() == set(DYNAMODB_ACTIONS)
+    assert DYNAMODB_ACTIONS == (
+        "dynamodb:BatchGetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+    )
+    port = {name for name, _ in inspect.getmembers(DynamoDBClient) if not name.startswith("_")}
+    assert port == set(METHODS.values())
+
+
+# -- a real HTTP round trip ------------------------------------------------------------
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    fake_aws_environment(monkeypatch)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # never route the local server via a proxy
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_the_store_opened_from_settings_works_against_a_moto_server(moto_server: str) -> None:
+    admin = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server)
+    admin.create_table(**table_definition("bridge-state-server"))
+    settings = DynamoDBStateSettings(
+        backend="dynamodb", table="bridge-state-server", region=REGION, endpoint_url=moto_server
+    )
+    store = open_store(settings)
+    assert isinstance(store, DynamoDBStateStore)
+
+    saved = store.save(store.load("p").model_copy(update={"last_run_at": T0}))
+    with store.lease("p", "host:1", TTL), pytest.raises(LeaseHeld):
+        enter_lease(DynamoDBStateStore(settings))
+    store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
+    store.close()  # closes the client it built; the next call builds another
+
+    assert store.load("p") == saved
+    assert store.policies() == ["p"]
+    assert store.acks("p", ["api", "worker"]) == {"api": Ack(consumer="api", fingerprint=FP, at=T0)}
+    store.close()
