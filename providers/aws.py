@@ -73,12 +73,14 @@ class SecretsManagerProvider:
 
     def publish(self, payload: Payload) -> str:
         operation = "publish"
-        view = self._store.describe(operation) or self._store.create(operation)
+        view = self._found_or_created(operation)
         adopting = self._check_writable(view, operation)
         current, stored = self._check_current(view, operation, adopting)
         if current is not None and stored is not None and stored.same_content(payload):
             if adopting:
                 self._store.tag(operation)
+            if PENDING in view.labels(current):  # a publish died between its two moves
+                self._move_current(current, view.labels(current), current, operation)
             return current
         token, existing = self._publish_token(payload, operation)
         version, labels = self._stage(view, payload, token, existing, adopting, operation)
@@ -102,6 +104,7 @@ class SecretsManagerProvider:
         operation = "validate"
         view = self._store.describe(operation)
         if view is None:
+            self._creatable(operation)
             return
         adopting = self._check_writable(view, operation)
         self._check_current(view, operation, adopting)
@@ -133,7 +136,7 @@ class SecretsManagerProvider:
         if not valid_token(token):
             message = f"a ClientRequestToken has 32-64 characters, not {len(token)}"
             raise self._errors.error(ProviderError, operation, message)
-        view = self._store.describe(operation) or self._store.create(operation)
+        view = self._found_or_created(operation)
         adopting = self._check_writable(view, operation)
         existing = self._store.get(token, operation)
         return self._stage(view, payload, token, existing, adopting, operation)[0]
@@ -171,6 +174,19 @@ class SecretsManagerProvider:
         self._move_current(version, view.labels(version), view.holder(CURRENT), operation)
 
     # -- checks: everything is refused before the first write --------------------------
+
+    def _found_or_created(self, operation: str) -> SecretView:
+        view = self._store.describe(operation)
+        if view is None:
+            self._creatable(operation)
+            view = self._store.create(operation)
+        return view
+
+    def _creatable(self, operation: str) -> None:
+        """An absent secret is created by name; an ARN names a secret that must exist."""
+        if self.target.secret_id.startswith("arn:"):
+            message = "no secret has this ARN (the bridge creates secrets by name only)"
+            raise self._errors.error(ProviderNotFound, operation, message)
 
     def _check_writable(self, view: SecretView, operation: str) -> bool:
         """Refuse a secret pending deletion or not ours; ``True`` when adopting it."""

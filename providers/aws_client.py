@@ -1,5 +1,5 @@
 """The Secrets Manager port: the few SDK calls the provider makes, how the boto3 client is
-built, the IAM actions those calls need, and how SDK failures become ``ProviderError``\\ s.
+built, the IAM actions those calls need, and how SDK failures become provider errors.
 
 Error mapping (botocore ``ClientError`` code, or exception class)::
 
@@ -112,7 +112,7 @@ def build_client(target: AwsTarget) -> Any:
 
 
 class ErrorMapper:
-    """Turns SDK exceptions into ``ProviderError``\\ s naming one provider and target."""
+    """Turns SDK exceptions into provider errors naming one provider and target."""
 
     def __init__(self, provider: str, reference: str) -> None:
         self.provider = provider

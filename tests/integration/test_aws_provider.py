@@ -21,7 +21,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from bridge.config.targets import AwsTarget
-from bridge.errors import OwnershipError, ProviderConflict, ProviderError
+from bridge.errors import OwnershipError, ProviderConflict, ProviderError, ProviderNotFound
 from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload, decode, encode
 from bridge.secrets import Secret
 from providers import open_provider
@@ -229,6 +229,18 @@ def test_changed_settings_for_the_same_key_go_to_a_new_version_of_the_same_rotat
     assert provider.publish(moved) == moved_version  # and it is stable
 
 
+def test_republishing_after_a_crash_between_the_two_moves_clears_awspending(aws: Aws) -> None:
+    provider = aws.provider()
+    written = payload()
+    version = provider.publish(written)
+    aws.raw.update_secret_version_stage(
+        SecretId=SECRET, VersionStage="AWSPENDING", MoveToVersionId=version
+    )  # as left by a run killed after moving AWSCURRENT, before clearing AWSPENDING
+
+    assert provider.publish(written) == version
+    assert aws.stages() == {version: ["AWSCURRENT"]}
+
+
 # -- ownership -------------------------------------------------------------------------
 
 
@@ -419,6 +431,16 @@ def test_a_concurrently_created_secret_is_judged_as_found(aws: Aws) -> None:
 
     assert provider.publish(mine) == mine.rotation_id
     assert aws.value()["LANGSMITH_API_KEY"] == mine.api_key.reveal()
+
+
+def test_an_absent_secret_named_by_arn_is_not_found_rather_than_created(aws: Aws) -> None:
+    arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:{SECRET}-AbCdEf"
+    provider = aws.provider(secret_id=arn)
+
+    for attempt in (lambda: provider.publish(payload()), provider.validate):
+        with pytest.raises(ProviderNotFound, match="ARN"):
+            attempt()
+    assert aws.calls.writes() == []
 
 
 def test_a_secret_without_a_value_yet_reads_as_absent(aws: Aws) -> None:
