@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.config import BridgeConfig, load_config
+from bridge.config import BridgeConfig, FileStateSettings, FileTarget, load_config
 from bridge.emulator import Emulator
 from bridge.payload import API_KEY, WORKSPACE_ID, Format, decode
 from bridge.secrets import KEY_PATTERN, fingerprint, redact
@@ -141,6 +141,7 @@ def targets_of(config: BridgeConfig) -> list[Target]:
         Target(policy.name, target.path, target.format, policy.verify_workspace)
         for policy in config.policy
         for target in policy.target
+        if isinstance(target, FileTarget)
     ]
 
 
@@ -475,6 +476,7 @@ def _scenario(
     config_path = root / "bridge.toml"
     config_path.write_text(_config_text(emu.url, emu.bootstrap["workspace_ids"]), encoding="utf-8")
     config = load_config(config_path)
+    assert isinstance(config.state, FileStateSettings)
     state_path = config.state.path
     targets = targets_of(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH", "HTTP", "HTTPS"))}
@@ -580,14 +582,14 @@ def _scenario(
     }
 
     # (1) No leak: every undeleted bridge key belongs to a live generation ...
-    for key in keys:
-        if not key["deleted"] and key["id"] not in live_ids:
+    for listed in keys:
+        if not listed["deleted"] and listed["id"] not in live_ids:
             problems.append(
-                f"LEAK: key {key['short_key']} ({key['description']}) in no live generation"
+                f"LEAK: key {listed['short_key']} ({listed['description']}) in no live generation"
             )
     # ... and every live generation's key still exists.
-    for name, record in records.items():
-        for g in record.live():
+    for name, policy_record in records.items():
+        for g in policy_record.live():
             if g.key_id and (g.key_id not in by_id or by_id[g.key_id]["deleted"]):
                 problems.append(
                     f"{name}: live generation {g.rotation_id} ({g.phase}) has a deleted key"
@@ -596,8 +598,8 @@ def _scenario(
     # (2) Every target holds its policy's current key, and LangSmith accepts it.
     with httpx.Client(base_url=emu.url, timeout=10.0, trust_env=False) as client:
         for target in targets:
-            record = records.get(target.policy)
-            current = record.current() if record else None
+            policy_rec = records.get(target.policy)
+            current = policy_rec.current() if policy_rec else None
             try:
                 key, workspace = target.read_key()
             except (OSError, ValueError) as exc:
@@ -630,9 +632,9 @@ def _scenario(
             held_published.add(g.key_id)
     held_published |= watcher.seen_key_ids.get(HELD, set())
     for key_id in sorted(held_published):
-        key = by_id.get(key_id)
-        if key is None or key["deleted"]:
-            short = key["short_key"] if key else key_id
+        listed_key = by_id.get(key_id)
+        if listed_key is None or listed_key["deleted"]:
+            short = listed_key["short_key"] if listed_key else key_id
             problems.append(
                 f"PREMATURE REVOCATION: {HELD} key {short} was published and is deleted"
             )
@@ -664,7 +666,7 @@ def _scenario(
     if len(held_published) < 5:
         problems.append(f"vacuous: only {len(held_published)} {HELD} keys were ever published")
 
-    events = Counter(
+    logged = Counter(
         line.split()[1]
         for run in bridge.runs
         for line in run.err.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -684,7 +686,7 @@ def _scenario(
             "  aimed kills: " + ", ".join(f"{k} x{n}" for k, n in sorted(aimed.items())),
             "  last event before a kill: "
             + ", ".join(f"{k} x{n}" for k, n in sorted(last_event.items())),
-            "  events logged by all runs: " + ", ".join(f"{k} x{n}" for k, n in events.items()),
+            "  events logged by all runs: " + ", ".join(f"{k} x{n}" for k, n in logged.items()),
             f"  watcher checks (HTTP / in-process): {checks}",
             f"  keys: {len(keys)} bridge keys minted, {sum(k['deleted'] for k in keys)} deleted; "
             f"{len(held_published)} {HELD} keys published, none may be deleted",
