@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, *, dry_run: bool | None = None) -> int:
     if args.json:
         _print_json({"dry_run": report.dry_run, "policies": [o.to_json() for o in report.outcomes]})
     else:
-        print(report_text(report))
+        _print(report_text(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -177,7 +177,7 @@ def _rotate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"policies": [o.to_json() for o in report.outcomes]})
     else:
-        print(report_text(report))
+        _print(report_text(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -194,7 +194,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"generated_at": now.isoformat().replace("+00:00", "Z"), "policies": entries})
     else:
-        print(status_table(entries, now))
+        _print(status_table(entries, now))
     return EXIT_OK
 
 
@@ -225,7 +225,7 @@ def _ack(args: argparse.Namespace) -> int:
     with closing(open_store(config.state)) as store:
         generation = acknowledge(store, policy, args.consumer, fingerprint(key), utcnow())
     del key
-    print(
+    _print(
         f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "
         f"({generation.fingerprint}, {generation.phase.value})"
     )
@@ -264,7 +264,7 @@ def _validate(args: argparse.Namespace) -> int:
     with _engine(config) as engine:
         problems = check_online(config, engine)
     for line in problems:
-        print(f"  problem: {line}")
+        _print(f"  problem: {line}")
     if problems:
         return EXIT_FAILED
     print("online checks ok: admin key, workspaces and targets")
@@ -283,7 +283,12 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    _print(json.dumps(data, indent=2, default=str))
+
+
+def _print(text: str) -> None:
+    """Everything the CLI prints passes the same scrubber as the logs: a last safety net."""
+    print(redact(text))
 
 
 if __name__ == "__main__":  # pragma: no cover

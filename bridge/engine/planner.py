@@ -144,7 +144,9 @@ def rotation_reason(
     if _gone(current, obs):
         return f"current key {current.short_key} no longer exists in LangSmith"
     now = obs.now
-    if current.expires_at and current.expires_at - now <= policy.min_overlap + EXPIRY_MARGIN:
+    if current.expires_at and current.expires_at - now <= policy.min_overlap + expiry_margin(
+        policy
+    ):
         return f"current key {current.short_key} expires at {current.expires_at:%Y-%m-%d %H:%M}Z"
     if now >= current.created_at + policy.rotate_every:
         return f"due: rotate_every {format_duration(policy.rotate_every)} has passed"
@@ -155,6 +157,13 @@ def rotation_reason(
     if not _holders(obs, current.fingerprint):
         return "no target holds the current key"
     return None
+
+
+def expiry_margin(policy: Policy) -> timedelta:
+    """How long before expiry (on top of ``min_overlap``) a key is replaced regardless of
+    ``rotate_every``: an hour, or less for short-lived keys, so those still rotate on time."""
+    slack = policy.key_ttl - policy.rotate_every - policy.min_overlap
+    return min(EXPIRY_MARGIN, slack / 2)
 
 
 def _gone(generation: Generation, obs: Observation) -> bool:

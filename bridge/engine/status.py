@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.config import Policy
 from bridge.engine.plan import Observation, TargetView
-from bridge.engine.planner import EXPIRY_MARGIN, evaluate_gate
+from bridge.engine.planner import evaluate_gate, expiry_margin
 from bridge.state import Ack, Generation, Phase, PolicyRecord
 
 
@@ -51,7 +51,7 @@ def next_rotation_at(policy: Policy, current: Generation | None) -> datetime | N
         return None
     due = current.created_at + policy.rotate_every
     if current.expires_at:
-        due = min(due, current.expires_at - policy.min_overlap - EXPIRY_MARGIN)
+        due = min(due, current.expires_at - policy.min_overlap - expiry_margin(policy))
     return due
 
 

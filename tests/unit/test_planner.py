@@ -281,3 +281,20 @@ def test_revocations_come_before_a_rotation() -> None:
 def test_plan_is_pure() -> None:
     case = CASES["half-published generation resumes"]
     assert run_case(case) == run_case(case)
+
+
+def test_short_lived_keys_rotate_on_schedule_not_on_every_run() -> None:
+    from bridge.engine.planner import expiry_margin
+
+    short = policy(rotate_every="10m", key_ttl="1h", ack="grace", consumers=[])
+    assert expiry_margin(short) == timedelta(minutes=25)
+    young = gen(1, Phase.CURRENT, age=timedelta(minutes=5), expires_at=NOW + timedelta(minutes=55))
+    result = run_case(
+        Case(
+            [young],
+            {A: "fp1", B: "fp1"},
+            [],
+            policy={"rotate_every": "10m", "key_ttl": "1h", "ack": "grace", "consumers": []},
+        )
+    )
+    assert result.steps == ()
