@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.config import BridgeConfig, load_config, parse_config, read_admin_key
+from bridge.config import BridgeConfig, load_config, parse_config
 from bridge.engine import Engine
 from bridge.engine.native import NativeRotation
 from bridge.errors import BridgeError, ConfigError
-from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
 from bridge.logs import configure, event
-from bridge.state import open_store
+from bridge.wiring import build_engine
 
 log = logging.getLogger("bridge.lambda")
 CONFIG_ENV = "LANGSMITH_BRIDGE_CONFIG"
@@ -103,21 +102,6 @@ def load_reference(reference: str) -> BridgeConfig:
     if not path.is_absolute():
         path = Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / path
     return load_config(path)
-
-
-def build_engine(config: BridgeConfig) -> Engine:
-    from providers import open_provider
-
-    settings = config.langsmith
-    client = LangSmithClient(
-        settings.api_endpoint,
-        read_admin_key(settings),
-        organization_id=settings.organization_id,
-        timeout=settings.timeout.total_seconds(),
-        retry=RetryPolicy(max_attempts=settings.max_attempts),
-        limiter=RateLimiter(settings.requests_per_10s, 10.0),
-    )
-    return Engine(config, client, open_store(config.state), open_provider)
 
 
 def _scheduled(runtime: Runtime) -> dict[str, Any]:

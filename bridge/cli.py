@@ -23,17 +23,16 @@ from bridge.config import (
     config_path,
     config_schema,
     load_config,
-    read_admin_key,
 )
-from bridge.engine import Engine, acknowledge, observe_targets, policy_status
+from bridge.engine import acknowledge, observe_targets, policy_status
 from bridge.engine.runner import utcnow
 from bridge.errors import BridgeError, ConfigError
-from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
 from bridge.render import report_text, status_table
 from bridge.secrets import fingerprint, redact
 from bridge.state import StateStore, open_store
+from bridge.wiring import build_engine
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -141,23 +140,8 @@ def _config(args: argparse.Namespace) -> BridgeConfig:
     return load_config(config_path(args.config or args.main_config, os.environ))
 
 
-def _engine(config: BridgeConfig) -> Engine:
-    from providers import open_provider
-
-    settings = config.langsmith
-    client = LangSmithClient(
-        settings.api_endpoint,
-        read_admin_key(settings),
-        organization_id=settings.organization_id,
-        timeout=settings.timeout.total_seconds(),
-        retry=RetryPolicy(max_attempts=settings.max_attempts),
-        limiter=RateLimiter(settings.requests_per_10s, 10.0),
-    )
-    return Engine(config, client, open_store(config.state), open_provider)
-
-
 def _run(args: argparse.Namespace, *, dry_run: bool | None = None) -> int:
-    with _engine(_config(args)) as engine:
+    with build_engine(_config(args)) as engine:
         policies = engine.select(args.policy, args.shard)
         report = engine.run(policies, dry_run=args.dry_run if dry_run is None else dry_run)
     if args.json:
@@ -172,7 +156,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    with _engine(_config(args)) as engine:
+    with build_engine(_config(args)) as engine:
         report = engine.run(engine.select([args.policy]), force=frozenset([args.policy]))
     if args.json:
         _print_json({"policies": [o.to_json() for o in report.outcomes]})
@@ -261,7 +245,7 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_OK
     from bridge.validate import check_online
 
-    with _engine(config) as engine:
+    with build_engine(config) as engine:
         problems = check_online(config, engine)
     for line in problems:
         _print(f"  problem: {line}")

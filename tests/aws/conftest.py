@@ -13,19 +13,12 @@ from moto import mock_aws
 
 from bridge import aws_lambda
 from bridge.emulator import Emulator
-
-REGION = "us-east-1"
+from tests.fakeaws import REGION, fake_aws_environment
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_environment(monkeypatch)
     with mock_aws():
         yield
 

@@ -20,6 +20,7 @@ from bridge.config.targets import AwsTarget, FileTarget
 from bridge.payload import Format, Payload, encode
 from bridge.provider import Provider
 from providers import open_provider
+from tests.fakeaws import fake_aws_environment
 
 POLICY = "contract-policy"
 
@@ -104,17 +105,6 @@ def file_target(
 AWS_REGION = "us-east-1"
 
 
-def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Credentials and a region that can only ever reach moto, never a real account."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-
-
 @dataclass(frozen=True)
 class AwsTamper:
     """An operator with the AWS console: plain Secrets Manager calls, no bridge code."""
@@ -170,7 +160,7 @@ def aws_target(request: pytest.FixtureRequest, policy: str) -> Iterator[tuple[Pr
     import boto3
     from moto import mock_aws
 
-    fake_aws_credentials(request.getfixturevalue("monkeypatch"))
+    fake_aws_environment(request.getfixturevalue("monkeypatch"))
     config = AwsTarget.model_validate(
         {"provider": "aws", "secret_id": f"langsmith/{policy}", "region": AWS_REGION}
     )

@@ -25,6 +25,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from bridge.config.model import DynamoDBStateSettings
 from bridge.state import FileStateStore, StateStore
 from providers.dynamodb import DynamoDBStateStore, table_definition
+from tests.fakeaws import fake_aws_environment
 
 TABLE = "bridge-state"
 REGION = "us-east-1"
@@ -37,17 +38,6 @@ class Backend:
     name: str
     open: Callable[[], StateStore]  # a new store on the same storage
     raw: Callable[[], str]  # everything stored, as text
-
-
-def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Credentials and a region that can only ever reach moto, never a real account."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
 
 
 def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:

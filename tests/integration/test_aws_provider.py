@@ -27,6 +27,7 @@ from bridge.secrets import Secret
 from providers import open_provider
 from providers.aws import SECRETS_MANAGER_ACTIONS, SecretsManagerProvider
 from providers.aws_client import IMPLIED_ACTIONS
+from tests.fakeaws import fake_aws_environment
 
 pytestmark = pytest.mark.integration
 
@@ -114,19 +115,9 @@ class Aws:
         )
 
 
-def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-
-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    fake_credentials(monkeypatch)
+    fake_aws_environment(monkeypatch)
     with mock_aws():
         yield Aws()
 
@@ -523,7 +514,7 @@ def free_port() -> int:
 
 
 def test_publish_and_read_back_through_a_moto_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_credentials(monkeypatch)
+    fake_aws_environment(monkeypatch)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     try:
