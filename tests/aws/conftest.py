@@ -3,6 +3,7 @@ emulator through a config file in ``tmp_path``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,12 @@ from moto import mock_aws
 
 from bridge import aws_lambda
 from bridge.emulator import Emulator
+from providers.dynamodb import table_definition
+from tests.contract.state_backends import atomic_moto_writes
 from tests.fakeaws import REGION, fake_aws_environment
+
+SECRET = "langsmith/tracing-prod"
+TABLE = "bridge-state"
 
 
 @pytest.fixture
@@ -85,3 +91,50 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
 
 def make_queue() -> str:
     return str(boto3.client("sqs", region_name=REGION).create_queue(QueueName="fanout")["QueueUrl"])
+
+
+@pytest.fixture
+def world(aws, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Secrets Manager target and DynamoDB state on moto; the Lambda reads this config."""
+    atomic_moto_writes(monkeypatch)
+    boto3.client("dynamodb", region_name=REGION).create_table(**table_definition(TABLE))
+    workspace = emulator.bootstrap["workspace_ids"][0]
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        f"""
+[langsmith]
+endpoint = "{emulator.url}"
+admin_key_env = "LANGSMITH_ADMIN_KEY"
+[state]
+backend = "dynamodb"
+table = "{TABLE}"
+region = "{REGION}"
+[run]
+verify_attempts = 1
+[[policy]]
+name = "tracing-prod"
+workspaces = ["{workspace}"]
+consumers = ["api", "worker"]
+[[policy.target]]
+provider = "aws"
+secret_id = "{SECRET}"
+region = "{REGION}"
+"""
+    )
+    monkeypatch.setenv("LANGSMITH_ADMIN_KEY", emulator.bootstrap["admin_key"])
+    monkeypatch.setenv("LANGSMITH_BRIDGE_CONFIG", str(path))
+    monkeypatch.setenv("LANGSMITH_BRIDGE_LOG_LEVEL", "warning")
+    aws_lambda.reset_runtime()
+    yield path
+    aws_lambda.reset_runtime()
+
+
+def secret(stage: str = "AWSCURRENT", version: str | None = None) -> dict[str, str]:
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    kwargs = {"VersionId": version} if version else {"VersionStage": stage}
+    return json.loads(sm.get_secret_value(SecretId=SECRET, **kwargs)["SecretString"])  # type: ignore[no-any-return]
+
+
+def stages() -> dict[str, list[str]]:
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    return {v: s for v, s in sm.describe_secret(SecretId=SECRET)["VersionIdsToStages"].items() if s}

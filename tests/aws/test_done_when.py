@@ -24,14 +24,11 @@ from bridge.cli import main as cli
 from bridge.emulator import Emulator
 from bridge.secrets import KEY_PATTERN
 from providers.dynamodb import table_definition
-from tests.aws.conftest import REGION, scheduled_event
+from tests.aws.conftest import REGION, SECRET, TABLE, scheduled_event, secret, stages
 from tests.aws.test_iam_policy import granted
 from tests.contract.state_backends import atomic_moto_writes
 
 pytestmark = pytest.mark.integration
-
-SECRET = "langsmith/tracing-prod"
-TABLE = "bridge-state"
 
 
 class CallRecorder:
@@ -60,52 +57,6 @@ class CallRecorder:
             yield
         finally:
             self._on = False
-
-
-@pytest.fixture
-def world(aws, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    atomic_moto_writes(monkeypatch)
-    boto3.client("dynamodb", region_name=REGION).create_table(**table_definition(TABLE))
-    workspace = emulator.bootstrap["workspace_ids"][0]
-    path = tmp_path / "bridge.toml"
-    path.write_text(
-        f"""
-[langsmith]
-endpoint = "{emulator.url}"
-admin_key_env = "LANGSMITH_ADMIN_KEY"
-[state]
-backend = "dynamodb"
-table = "{TABLE}"
-region = "{REGION}"
-[run]
-verify_attempts = 1
-[[policy]]
-name = "tracing-prod"
-workspaces = ["{workspace}"]
-consumers = ["api", "worker"]
-[[policy.target]]
-provider = "aws"
-secret_id = "{SECRET}"
-region = "{REGION}"
-"""
-    )
-    monkeypatch.setenv("LANGSMITH_ADMIN_KEY", emulator.bootstrap["admin_key"])
-    monkeypatch.setenv("LANGSMITH_BRIDGE_CONFIG", str(path))
-    monkeypatch.setenv("LANGSMITH_BRIDGE_LOG_LEVEL", "warning")
-    aws_lambda.reset_runtime()
-    yield path
-    aws_lambda.reset_runtime()
-
-
-def secret(stage: str = "AWSCURRENT", version: str | None = None) -> dict[str, str]:
-    sm = boto3.client("secretsmanager", region_name=REGION)
-    kwargs = {"VersionId": version} if version else {"VersionStage": stage}
-    return json.loads(sm.get_secret_value(SecretId=SECRET, **kwargs)["SecretString"])  # type: ignore[no-any-return]
-
-
-def stages() -> dict[str, list[str]]:
-    sm = boto3.client("secretsmanager", region_name=REGION)
-    return {v: s for v, s in sm.describe_secret(SecretId=SECRET)["VersionIdsToStages"].items() if s}
 
 
 def run_cli(path: Path, *args: str) -> tuple[int, str]:

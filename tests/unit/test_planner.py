@@ -298,3 +298,24 @@ def test_short_lived_keys_rotate_on_schedule_not_on_every_run() -> None:
         )
     )
     assert result.steps == ()
+
+
+def test_an_aws_driven_rotation_in_progress_is_left_to_aws() -> None:
+    native = gen(
+        2,
+        Phase.PUBLISHING,
+        age=timedelta(minutes=10),
+        native=True,
+        started_at=NOW - timedelta(minutes=10),
+    )
+    result = run_case(
+        Case([gen(1, Phase.CURRENT, age=timedelta(days=40)), native], {A: "fp1", B: "fp1"}, [])
+    )
+    assert result.steps == ()  # neither abandoned nor a competing rotation, although one is due
+    assert any("native rotation r2 in progress" in note for note in result.notes)
+
+
+def test_a_stalled_aws_driven_rotation_is_abandoned() -> None:
+    stalled = gen(2, Phase.PUBLISHING, native=True, started_at=NOW - timedelta(hours=2))
+    result = run_case(Case([gen(1, Phase.CURRENT), stalled], {A: "fp1", B: "fp1"}, [Abandon]))
+    assert [type(s) for s in result.steps] == [Abandon]
