@@ -54,20 +54,43 @@ _runtime: Runtime | None = None
 
 
 def handler(event_: Mapping[str, Any], context: Any = None) -> dict[str, Any] | None:
-    """Dispatch one Lambda event. See the module docstring for the three shapes."""
-    runtime = _get_runtime()
+    """Dispatch one Lambda event. See the module docstring for the three shapes.
+
+    A failure is logged as one JSON line (event type and error, never a secret) and raised,
+    so the invocation counts as failed and AWS retries it as the event source does.
+    """
+    kind = _kind(event_)
+    try:
+        return _dispatch(kind, event_)
+    except BridgeError as exc:
+        event(log, "invocation_failed", level=logging.ERROR, event_type=kind, error=exc)
+        raise
+
+
+def _kind(event_: Mapping[str, Any]) -> str:
     if "Step" in event_ and "SecretId" in event_:
-        _rotation(runtime, event_)
-        return None
+        return "rotation"
     records = event_.get("Records")
     if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
-        return _sqs(runtime, records)
+        return "sqs"
     if event_.get("source") == "aws.events" or event_.get("action") == "run":
-        return _scheduled(runtime)
-    raise ConfigError(
-        "unrecognised event: expected an EventBridge schedule, an SQS batch or a Secrets "
-        "Manager rotation step"
-    )
+        return "schedule"
+    return "unknown"
+
+
+def _dispatch(kind: str, event_: Mapping[str, Any]) -> dict[str, Any] | None:
+    if kind == "unknown":
+        raise ConfigError(
+            "unrecognised event: expected an EventBridge schedule, an SQS batch or a Secrets "
+            "Manager rotation step"
+        )
+    runtime = _get_runtime()
+    if kind == "rotation":
+        _rotation(runtime, event_)
+        return None
+    if kind == "sqs":
+        return _sqs(runtime, event_["Records"])
+    return _scheduled(runtime)
 
 
 def _get_runtime() -> Runtime:

@@ -116,3 +116,18 @@ def test_config_from_s3_and_ssm(lambda_env, tmp_path: Path, aws, emulator, monke
         monkeypatch.setenv("LANGSMITH_BRIDGE_CONFIG", reference)
         aws_lambda.reset_runtime()
         assert aws_lambda.handler(scheduled_event(), None)["policies"] == 1
+
+
+def test_logs_are_json_lines_without_secrets(
+    lambda_env, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from bridge.secrets import KEY_PATTERN
+
+    monkeypatch.setenv("LANGSMITH_BRIDGE_LOG_LEVEL", "debug")
+    handler = lambda_env(state(tmp_path) + file_policies(tmp_path, "a"))
+    monkeypatch.setenv("LANGSMITH_BRIDGE_LOG_LEVEL", "debug")
+    handler(scheduled_event(), None)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert {"minted", "published", "current", "run_finished"} <= {r.get("event") for r in records}
+    assert not KEY_PATTERN.search("\n".join(lines))
