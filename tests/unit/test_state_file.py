@@ -9,7 +9,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,27 +198,6 @@ def test_an_ack_never_bumps_the_record_version(store: FileStateStore) -> None:
 
 
 # -- leases ----------------------------------------------------------------------------
-
-
-def test_a_lease_excludes_a_second_holder_in_another_thread(store: FileStateStore) -> None:
-    outcome: list[BaseException | None] = []
-
-    def try_lease() -> None:
-        try:
-            with store.lease("p", "thread", TTL):
-                outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    with store.lease("p", "main", TTL):
-        thread = threading.Thread(target=try_lease)
-        thread.start()
-        thread.join()
-        with store.lease("another-policy", "main", TTL):
-            pass  # other policies are not blocked
-
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], LeaseHeld)
 
 
 def test_a_refused_lease_attempt_does_not_release_the_holder(
