@@ -80,7 +80,7 @@ class Rotate(Step):
 class Resume(Step):
     rotation_id: str
     source: str  # a target that already holds the key, to read it back from
-    targets: tuple[str, ...]  # targets still to write
+    targets: tuple[str, ...]  # every target: those holding the key already are no-op writes
 
     def describe(self) -> str:
         targets = ", ".join(self.targets) or "no other target"

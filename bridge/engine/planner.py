@@ -88,8 +88,11 @@ def _unfinished(
             continue
         holders = _holders(obs, generation.fingerprint)
         if resume is None and generation.phase is Phase.PUBLISHING and holders:
-            missing = tuple(v.target_id for v in obs.targets if v.target_id not in holders)
-            resume = Resume(generation.rotation_id, source=holders[0], targets=missing)
+            # Every target, the holders too: publishing what a target holds writes nothing
+            # but returns its version, which the dead run never recorded (revocation retires
+            # it), and finishes a store-level move cut short (AWSPENDING left on AWSCURRENT).
+            every = tuple(v.target_id for v in obs.targets)
+            resume = Resume(generation.rotation_id, source=holders[0], targets=every)
             steps.append(resume)
             continue
         reason = (

@@ -278,6 +278,16 @@ def test_revocations_come_before_a_rotation() -> None:
     assert [type(s) for s in run_case(case).steps] == case.expected
 
 
+@pytest.mark.parametrize("holders", [{A: "fp2", B: "fp1"}, {A: "fp2", B: "fp2"}])
+def test_resume_publishes_to_every_target_holders_included(holders: dict[str, str]) -> None:
+    """A run that died mid-publish never recorded the versions it wrote, and may have cut a
+    store-level move short (AWSPENDING left beside AWSCURRENT): re-publishing to a target
+    that holds the key writes nothing, but returns its version and finishes that move."""
+    case = Case([gen(1, Phase.CURRENT), gen(2, Phase.PUBLISHING)], holders, [Resume])
+    (step,) = run_case(case).steps
+    assert step == Resume("r2", source=A, targets=(A, B))
+
+
 def test_plan_is_pure() -> None:
     case = CASES["half-published generation resumes"]
     assert run_case(case) == run_case(case)
