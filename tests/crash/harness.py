@@ -547,7 +547,8 @@ class Scenario:
     def check_after_run(
         self, run: RunLog, records: dict[str, PolicyRecord], *, final: bool = False
     ) -> list[str]:
-        """Violations visible right after a loop run, or (``final``) after the clean run."""
+        """Violations visible right after a run (bootstrap or loop), or (``final``) after
+        the clean run."""
         return []
 
     def final_checks(self, records: dict[str, PolicyRecord]) -> list[str]:

@@ -9,8 +9,8 @@ The loop, the watcher and the common checks are in ``harness``. Here:
   conditions apart from the write, so without a lock a consumer could see states AWS never
   shows. The same hooks count what the server did, to aim kills: right after the N-th
   policy-record write, a secret's AWSPENDING staged, its AWSCURRENT moved, its AWSPREVIOUS
-  retired, or an engine event logged. The first aimed kills go to the windows this
-  scenario exists for (``priority``).
+  retired, a key created in LangSmith (read from the emulator), or an engine event logged.
+  The first aimed kills go to the windows this scenario exists for (``priority``).
 * Watchers read each secret's ``AWSCURRENT`` over HTTP, as consumers do (with an explicit
   ``VersionStage``: without one moto returns the version last *written*). Once a secret has
   had an ``AWSCURRENT`` it must keep one that parses. (The bridge creates a secret without
@@ -19,11 +19,12 @@ The loop, the watcher and the common checks are in ``harness``. Here:
 * A killed runner's DynamoDB leases would block its policies for ``lease_ttl``; once it is
   dead (and its requests have landed) the test expires them, as time would, so the next run
   takes them over through the expiry condition. A run that finishes must release its own.
-* After each run: AWSCURRENT on exactly one version; AWSPENDING on at most one, and after a
+* After each run: every payload went through AWSPENDING (none was put straight into
+  AWSCURRENT); AWSCURRENT on exactly one version; AWSPENDING on at most one, and after a
   kill only on a version of a generation still publishing or just abandoned; after a run
-  that finished, on none. After the clean run, in addition: the state records, for each
-  secret, the version AWSCURRENT is on; every secret still carries the bridge's ownership
-  tags; AWSPREVIOUS never labels a revoked key; no DynamoDB item holds a secret.
+  that finished, on none; AWSPREVIOUS never on a revoked key's version. After the clean
+  run, in addition: the state records, for each secret, the version AWSCURRENT is on;
+  every secret still carries the bridge's ownership tags; no DynamoDB item holds a secret.
 
 Set ``BRIDGE_CRASH_SEED`` to replay a seed (a failure prints it).
 """
@@ -165,7 +166,7 @@ class MotoEvents:
             monkeypatch.setattr(handler, "call_action", self._atomic(handler.call_action))
         watched: list[tuple[type, str, Callable[[dict[str, Any]], str | None]]] = [
             (DynamoDBBackend, "put_item", _state_written),
-            (SecretsManagerBackend, "put_secret_value", lambda a: f"pending {a['secret_id']}"),
+            (SecretsManagerBackend, "put_secret_value", _value_put),
             (SecretsManagerBackend, "update_secret_version_stage", _label_moved),
         ]
         for backend, name, label in watched:
@@ -190,8 +191,8 @@ class MotoEvents:
 
         @functools.wraps(original)
         def counted(*args: Any, **kwargs: Any) -> Any:
+            name = label(signature.bind(*args, **kwargs).arguments)  # before moto edits them
             result = original(*args, **kwargs)  # count only what succeeded
-            name = label(signature.bind(*args, **kwargs).arguments)
             if name:
                 self.counts[name] += 1
             return result
@@ -202,6 +203,12 @@ class MotoEvents:
 def _state_written(arguments: dict[str, Any]) -> str | None:
     pk = arguments["item_attrs"].get("pk", {}).get("S", "")
     return "state" if pk.startswith(POLICY_PREFIX) else None
+
+
+def _value_put(arguments: dict[str, Any]) -> str:
+    """A new version staged as AWSPENDING, or ``direct``: put straight into AWSCURRENT."""
+    stages = arguments.get("version_stages") or [CURRENT]  # AWS's default
+    return f"{'direct' if CURRENT in stages else 'pending'} {arguments['secret_id']}"
 
 
 def _label_moved(arguments: dict[str, Any]) -> str | None:
@@ -268,9 +275,15 @@ class AwsScenario(Scenario):
     latencies_ms = (0, 120)
     min_churn_revoked = 8
     min_held_published = 5
-    # The windows this scenario exists for: a policy's second secret staged, its first one
-    # moved (AWSPENDING not yet cleared), a revoked key's AWSPREVIOUS retired.
-    priority = ("pending crash/churn-b", "current crash/churn-a", "retired crash/org")
+    # The windows this scenario exists for: a key minted but not yet recorded, a policy's
+    # second secret staged, its first one moved (AWSPENDING not yet cleared), a revoked
+    # key's AWSPREVIOUS retired.
+    priority = (
+        "minted in LangSmith",
+        "pending crash/churn-b",
+        "current crash/churn-a",
+        "retired crash/org",
+    )
 
     def __init__(
         self,
@@ -368,6 +381,7 @@ class AwsScenario(Scenario):
                 if not s.startswith(f"crash/{HELD}")  # its keys are never revoked
             ),
             *(FileTrigger("target", f.name, f.path) for f in self.files),
+            CountTrigger("minted", "in LangSmith", lambda: len(self.emu.state.key_ids())),
             *(LogTrigger(event) for event in ENGINE_EVENTS[:4]),
         ]
 
@@ -379,7 +393,9 @@ class AwsScenario(Scenario):
         """Labels after a run: AWSCURRENT on exactly one version once there is a value;
         AWSPENDING on at most one, and only where a kill can leave it (a generation still
         publishing, or abandoned before the next publish cleared it); after a run that
-        finished, none. A run that finished released its leases."""
+        finished, none; AWSPREVIOUS never on a revoked key's version (``retire`` clears it
+        before the generation is marked revoked). Every payload went through AWSPENDING. A
+        run that finished released its leases."""
         problems = []
         after = "the clean run" if final else ("a kill" if run.killed else "a finished run")
         allowed = (Phase.PUBLISHING, Phase.ABANDONED) if run.killed else ()
@@ -391,6 +407,11 @@ class AwsScenario(Scenario):
             pending = [v for v, labels in stages.items() if PENDING in labels]
             if len(pending) > 1:
                 problems.append(f"{secret.name}: {len(pending)} versions carry {PENDING}")
+            for version, labels in stages.items():
+                generation = generation_of(records.get(secret.policy), version)
+                if PREVIOUS in labels and (generation is None or not generation.phase.live):
+                    phase = generation.phase.value if generation else "untracked"
+                    problems.append(f"{secret.name}: {PREVIOUS} labels a {phase} key's version")
             for version in pending:
                 generation = generation_of(records.get(secret.policy), version)
                 where = generation.phase.value if generation else "untracked"
@@ -401,11 +422,13 @@ class AwsScenario(Scenario):
                     problems.append(f"{secret.name}: {PENDING} on a {where} version after {after}")
         if not run.killed and self.leases_of(run):
             problems.append(f"run {run.index} finished and left its lease behind")
+        direct = sorted(label for label in self.events.counts if label.startswith("direct "))
+        if direct:
+            problems.append(f"a payload skipped {PENDING}, put straight into {CURRENT}: {direct}")
         return problems
 
     def final_checks(self, records: dict[str, PolicyRecord]) -> list[str]:
-        """Ownership tags on every secret; the state names the version AWSCURRENT is on;
-        AWSPREVIOUS never labels a revoked key."""
+        """Ownership tags on every secret; the state names the version AWSCURRENT is on."""
         problems = []
         if not any(seen.endswith("after a kill") for seen in self.pending_seen):
             problems.append(f"vacuous: no kill left {PENDING} staged")
@@ -425,11 +448,6 @@ class AwsScenario(Scenario):
             tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
             if tags.get(MANAGED_TAG) != "true" or tags.get(POLICY_TAG) != secret.policy:
                 problems.append(f"{secret.name}: lost the bridge's ownership tags: {tags}")
-            for version, labels in self.stages(secret.secret_id).items():
-                generation = generation_of(records.get(secret.policy), version)
-                if PREVIOUS in labels and (generation is None or not generation.phase.live):
-                    phase = generation.phase.value if generation else "unknown"
-                    problems.append(f"{secret.name}: {PREVIOUS} labels a {phase} key's version")
         return problems
 
     def stages(self, secret_id: str) -> dict[str, list[str]]:
