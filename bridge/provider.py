@@ -46,6 +46,12 @@ class Provider(Protocol):
         """Drop a superseded version whose key was revoked (a no-op where none is kept)."""
         ...
 
+    def discard(self, rotation_id: str) -> None:
+        """Undo what an abandoned rotation left staged but never made current (AWS: its
+        ``AWSPENDING``). Never touches what consumers read; a no-op where nothing is staged.
+        """
+        ...
+
     def validate(self) -> None:
         """Check that the target can be published to, without writing anything.
 

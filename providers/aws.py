@@ -99,6 +99,21 @@ class SecretsManagerProvider:
         except ProviderConflict:
             return  # the label moved on meanwhile: nothing left to retire
 
+    def discard(self, rotation_id: str) -> None:
+        """Take ``AWSPENDING`` off a version staged for the abandoned ``rotation_id``, so a
+        dead key is never pending (and a later native rotation is not blocked by it)."""
+        operation = "discard"
+        view = self._store.describe(operation)
+        if view is None or view.pending_deletion or view.ownership(self.policy) != "ours":
+            return
+        pending = view.holder(PENDING)
+        if pending is None or CURRENT in view.labels(pending):
+            return
+        stored = self._store.read(operation, pending)
+        if stored is None or stored.policy != self.policy or stored.rotation_id != rotation_id:
+            return  # someone else's staging: reported by publish, never removed here
+        self._store.update_stage(operation, VersionStage=PENDING, RemoveFromVersionId=pending)
+
     def validate(self) -> None:
         """Check that publishing would be allowed; an absent secret is fine (it is created)."""
         operation = "validate"

@@ -73,6 +73,9 @@ class FileProvider:
     def retire(self, version: str) -> None:
         """A file keeps no history, so there is nothing to retire."""
 
+    def discard(self, rotation_id: str) -> None:
+        """A file is written in one step: nothing is ever staged."""
+
     def validate(self) -> None:
         self._owned_or_absent("validate")
         folder = _nearest_existing(self.path.parent)

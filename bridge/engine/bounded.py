@@ -62,6 +62,10 @@ class BoundedProvider:
         with self._semaphore:
             self.inner.retire(version)
 
+    def discard(self, rotation_id: str) -> None:
+        with self._semaphore:
+            self.inner.discard(rotation_id)
+
     def validate(self) -> None:
         with self._semaphore:
             self.inner.validate()

@@ -144,6 +144,8 @@ class PolicyExecutor:
 
     def _abandon(self, step: Abandon) -> None:
         generation = self.record.find(step.rotation_id)
+        for provider in self.providers.values():
+            provider.discard(step.rotation_id)  # nothing staged may point at a dead key
         if step.key_id:
             self.delete_key(step.key_id)
         self.end(generation, Phase.ABANDONED, step.reason)

@@ -71,3 +71,35 @@ def test_finish_is_idempotent_and_a_retry_of_create_mints_nothing(world: Path, e
     for step in ("setSecret", "testSecret", "finishSecret", "finishSecret"):
         rotation(step, token)
     assert stages()[token] == ["AWSCURRENT"]
+
+
+def test_a_stalled_native_rotation_is_abandoned_and_unstaged(world: Path, emulator) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from bridge.config import DynamoDBStateSettings
+    from bridge.state import Phase
+    from providers.dynamodb import DynamoDBStateStore
+    from tests.aws.conftest import REGION, TABLE
+
+    aws_lambda.handler(scheduled_event(), None)
+    token = str(uuid.uuid4())
+    rotation("createSecret", token)
+    assert stages()[token] == ["AWSPENDING"]
+    # AWS gave up on the rotation two hours ago: age the generation past the native window.
+    store = DynamoDBStateStore(
+        DynamoDBStateSettings(backend="dynamodb", table=TABLE, region=REGION)
+    )
+    record = store.load("tracing-prod")
+    stalled = record.find(token)
+    store.save(
+        record.with_generation(
+            stalled.model_copy(update={"started_at": stalled.started_at - timedelta(hours=2)})
+        )
+    )
+
+    aws_lambda.handler(scheduled_event(), None)
+
+    assert token not in stages()  # no AWSPENDING left pointing at a deleted key
+    assert store.load("tracing-prod").find(token).phase is Phase.ABANDONED
+    assert next(k for k in emulator.state.inspect_keys() if k["id"] == stalled.key_id)["deleted"]
+    store.close()

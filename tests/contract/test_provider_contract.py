@@ -183,6 +183,20 @@ def test_retiring_an_old_version_never_changes_what_consumers_read(target: Targe
 # -- validate --------------------------------------------------------------------------
 
 
+def test_discarding_a_rotation_never_changes_what_consumers_read(target: Target) -> None:
+    current = payload(target.policy)
+    target.provider.publish(current)
+    target.provider.discard(current.rotation_id)  # even the current one's: never un-published
+    target.provider.discard("20250101T000000Z-0123456789abcdef")  # unknown: a no-op
+    stored = target.provider.read()
+    assert stored is not None and stored.fingerprint == current.fingerprint
+
+
+def test_discard_of_an_absent_target_is_a_no_op(target: Target) -> None:
+    target.provider.discard("20250101T000000Z-0123456789abcdef")
+    assert target.provider.read() is None
+
+
 def test_validate_passes_on_a_fresh_target_and_writes_nothing(target: Target) -> None:
     target.provider.validate()
 

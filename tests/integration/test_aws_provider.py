@@ -542,3 +542,15 @@ def test_publish_and_read_back_through_a_moto_server(monkeypatch: pytest.MonkeyP
         )
     finally:
         server.stop()
+
+
+def test_discard_unstages_an_abandoned_rotation_only(aws: Aws) -> None:
+    provider = aws.provider()
+    provider.publish(payload())
+    token = str(uuid.uuid4())
+    provider.stage_pending(payload(rotation=token), token)
+    provider.discard(rotation_id())  # another rotation's: left alone
+    assert aws.stages()[token] == ["AWSPENDING"]
+    provider.discard(token)
+    assert token not in aws.stages()
+    assert provider.read() is not None  # consumers still read the current payload
