@@ -12,15 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bridge.config.durations import Duration
 from bridge.config.targets import TargetConfig
+from bridge.langsmith.endpoints import REGION_ENDPOINTS
 from bridge.secrets import redact
 
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-REGION_ENDPOINTS = {
-    "us": "https://api.smith.langchain.com",
-    "eu": "https://eu.api.smith.langchain.com",
-    "apac": "https://apac.api.smith.langchain.com",
-    "aws-us": "https://aws.api.smith.langchain.com",
-}
 
 
 class _Frozen(BaseModel):
