@@ -188,15 +188,6 @@ def test_the_latest_ack_of_each_consumer_wins(store: FileStateStore) -> None:
     assert store.acks("another-policy") == {}
 
 
-def test_an_ack_never_bumps_the_record_version(store: FileStateStore) -> None:
-    """A consumer's ack must not make a runner's compare-and-swap fail."""
-    record = store.save(store.load("p"))
-
-    store.record_ack("p", Ack(consumer="api", fingerprint=fingerprint(new_key()), at=T0))
-
-    assert store.save(record).version == 2
-
-
 # -- leases ----------------------------------------------------------------------------
 
 
