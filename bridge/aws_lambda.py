@@ -18,6 +18,7 @@ use, and hvac, google and grpc never.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from bridge.engine import Engine
 from bridge.engine.native import NativeRotation
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure, event
-from bridge.wiring import build_engine
+from bridge.wiring import Connections, build_engine, fan_out, fetch_config_text
 
 log = logging.getLogger("bridge.lambda")
 CONFIG_ENV = "LANGSMITH_BRIDGE_CONFIG"
@@ -44,10 +45,12 @@ class RunFailed(BridgeError):
 
 @dataclass
 class Runtime:
-    """What a container keeps between invocations."""
+    """What a container keeps between invocations: one set of store connections (one
+    boto3 session), the configuration, and the engine built on both."""
 
     config: BridgeConfig
     engine: Engine
+    connections: Connections
 
 
 _runtime: Runtime | None = None
@@ -97,8 +100,9 @@ def _get_runtime() -> Runtime:
     global _runtime
     if _runtime is None:
         configure(os.environ.get("LANGSMITH_BRIDGE_LOG_LEVEL", "info"), "json")
-        config = load_reference(os.environ.get(CONFIG_ENV, "bridge.toml"))
-        _runtime = Runtime(config, build_engine(config))
+        connections = Connections()
+        config = load_reference(os.environ.get(CONFIG_ENV, "bridge.toml"), connections)
+        _runtime = Runtime(config, build_engine(config, connections=connections), connections)
     return _runtime
 
 
@@ -110,12 +114,13 @@ def reset_runtime() -> None:
     _runtime = None
 
 
-def load_reference(reference: str) -> BridgeConfig:
+def load_reference(reference: str, connections: Connections | None = None) -> BridgeConfig:
     """Load the configuration a path or an ``s3://`` / Secrets Manager / SSM reference names."""
     if reference.startswith(("s3://", "arn:", "secretsmanager:", "ssm:")):
-        from providers.aws_runtime import fetch_text
-
-        text = fetch_text(reference)
+        with contextlib.ExitStack() as owned:
+            if connections is None:
+                connections = owned.enter_context(Connections())
+            text = fetch_config_text(reference, connections)
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -132,9 +137,7 @@ def _scheduled(runtime: Runtime) -> dict[str, Any]:
     policies = engine.select()
     queue = runtime.config.run.fanout_queue_url
     if queue:
-        from providers.aws_runtime import send_policies
-
-        sent = send_policies(queue, [p.name for p in policies])
+        sent = fan_out(queue, [p.name for p in policies], runtime.connections)
         event(log, "fanned_out", queue=queue, policies=sent)
         return {"fanned_out": sent}
     report = engine.run(policies)

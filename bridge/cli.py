@@ -25,14 +25,15 @@ from bridge.config import (
     load_config,
 )
 from bridge.engine import acknowledge, observe_targets, policy_status
-from bridge.engine.runner import utcnow
+from bridge.engine.runner import known_versions, utcnow
+from bridge.engine.status import PolicyStatus
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
-from bridge.render import report_text, status_table
+from bridge.render import report_text, status_json, status_table
 from bridge.secrets import fingerprint, redact
-from bridge.state import StateStore, open_store
-from bridge.wiring import build_engine
+from bridge.state import StateStore
+from bridge.wiring import Connections, build_engine, open_state, open_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -120,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     emulator = command(
         "emulator", _emulator, "Serve a local LangSmith-compatible API for demos and tests."
     )
-    from bridge.emulator.cli import add_arguments
+    from bridge.emulator.options import add_arguments  # the options only, not the server
 
     add_arguments(emulator)
     return parser
@@ -168,31 +169,28 @@ def _rotate(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     config = _config(args)
     now = utcnow()
-    entries = []
-    with closing(open_store(config.state)) as store:
+    with Connections() as connections, closing(open_state(config.state, connections)) as store:
         entries = [
-            _policy_status(policy, store, now)
+            _policy_status(policy, store, connections, now)
             for policy in config.policy
             if not args.policy or policy.name in args.policy
         ]
     if args.json:
-        _print_json({"generated_at": now.isoformat().replace("+00:00", "Z"), "policies": entries})
+        generated = now.isoformat().replace("+00:00", "Z")
+        _print_json({"generated_at": generated, "policies": [status_json(e) for e in entries]})
     else:
         _print(status_table(entries, now))
     return EXIT_OK
 
 
-def _policy_status(policy: Policy, store: StateStore, now: datetime) -> dict[str, Any]:
-    from providers import open_provider
-
-    providers = {t.target_id: open_provider(t, policy.name) for t in policy.target}
-    try:
-        views = observe_targets(providers, policy.name)
-    finally:
-        for provider in providers.values():
-            provider.close()
+def _policy_status(
+    policy: Policy, store: StateStore, connections: Connections, now: datetime
+) -> PolicyStatus:
+    record = store.load(policy.name)
+    providers = {t.target_id: open_target(t, policy.name, connections) for t in policy.target}
+    views = observe_targets(providers, known_versions(record))
     acks = store.acks(policy.name, policy.consumers)
-    return policy_status(policy, store.load(policy.name), acks, views, now)
+    return policy_status(policy, record, acks, views, now)
 
 
 def _ack(args: argparse.Namespace) -> int:
@@ -206,7 +204,7 @@ def _ack(args: argparse.Namespace) -> int:
         if args.from_file
         else _key_from_env(args.from_env or API_KEY)
     )
-    with closing(open_store(config.state)) as store:
+    with Connections() as connections, closing(open_state(config.state, connections)) as store:
         generation = acknowledge(store, policy, args.consumer, fingerprint(key), utcnow())
     del key
     _print(

@@ -24,7 +24,7 @@ from bridge.engine import acknowledge
 from bridge.errors import BridgeError, ConfigError
 from bridge.payload import API_KEY, MARKER
 from bridge.secrets import Secret
-from bridge.state import open_store
+from bridge.wiring import Connections, open_state, open_target
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,6 @@ def load_settings(
         ConfigError: the config, policy or target is unknown.
         BridgeError: the target cannot be read or holds no key; the ack was refused.
     """
-    from providers import open_provider
-
     environ = os.environ if environ is None else environ
     loaded = load_config(config_path(config, environ))
     try:
@@ -64,18 +62,17 @@ def load_settings(
         target_config = spec.target[target]
     except (KeyError, IndexError):
         raise ConfigError(f"policy {policy!r} or its target #{target} is not configured") from None
-    provider = open_provider(target_config, policy)
-    try:
+    with Connections() as connections:
+        provider = open_target(target_config, policy, connections)
         stored = provider.read()
-    finally:
-        provider.close()
-    if stored is None or stored.api_key is None:
-        raise BridgeError(f"target {provider.reference} holds no key for policy {policy!r} yet")
-    environ[API_KEY] = stored.api_key.reveal()
-    environ.update({name: value for name, value in stored.settings.items() if name != MARKER})
-    if ack:
-        with closing(open_store(loaded.state)) as store:
-            acknowledge(store, spec, consumer, stored.api_key.fingerprint, datetime.now(UTC))
+        if stored is None or stored.api_key is None:
+            raise BridgeError(f"target {provider.reference} holds no key for policy {policy!r} yet")
+        environ[API_KEY] = stored.api_key.reveal()
+        environ.update({name: value for name, value in stored.settings.items() if name != MARKER})
+        if ack:
+            with closing(open_state(loaded.state, connections)) as store:
+                fingerprint = stored.api_key.fingerprint
+                acknowledge(store, spec, consumer, fingerprint, datetime.now(UTC))
     return Settings(
         policy=policy,
         api_key=stored.api_key,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bridge.marker import parse_payload_mark, payload_mark
 from bridge.secrets import Secret
 
 API_KEY = "LANGSMITH_API_KEY"
@@ -24,7 +25,6 @@ MARKER = "LANGSMITH_BRIDGE_MANAGED"
 
 Format = Literal["dotenv", "json"]
 
-_MARKER_VALUE = re.compile(r"^policy=(?P<policy>\S+) rotation=(?P<rotation>\S+)$")
 _ESCAPES = {"n": "\n", "r": "\r"}
 _DOTENV_LINE = re.compile(r"^(?:export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
 
@@ -47,7 +47,7 @@ class Payload:
         return {
             API_KEY: self.api_key.reveal(),
             **self.settings,
-            MARKER: f"policy={self.policy} rotation={self.rotation_id}",
+            MARKER: payload_mark(self.policy, self.rotation_id),
         }
 
 
@@ -82,13 +82,13 @@ class Stored:
     def from_env(cls, env: Mapping[str, str], version: str | None = None) -> Stored:
         """Split a read-back environment map into secret, settings and marker."""
         key = env.get(API_KEY, "").strip()
-        marker = _MARKER_VALUE.match(env.get(MARKER, "").strip())
+        marker = parse_payload_mark(env.get(MARKER, ""))
         settings = {k: v for k, v in env.items() if k not in (API_KEY, MARKER)}
         return cls(
             api_key=Secret(key) if key else None,
             settings=settings,
-            policy=marker["policy"] if marker else None,
-            rotation_id=marker["rotation"] if marker else None,
+            policy=marker[0] if marker else None,
+            rotation_id=marker[1] if marker else None,
             version=version,
         )
 

@@ -3,10 +3,13 @@ inputs hold only ids, short keys and fingerprints."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from bridge.engine import Plan, RunReport
+from bridge.engine.status import PolicyStatus, SupersededKey, TargetStatus
 
 
 def plan_text(plans: list[Plan]) -> str:
@@ -33,7 +36,7 @@ def report_text(report: RunReport) -> str:
             continue
         status = "FAILED" if outcome.error else ("done" if outcome.done else "nothing to do")
         lines.append(f"{outcome.policy}: {status}")
-        lines += [f"  + {line}" for line in outcome.done]
+        lines += [f"  + {step.describe()}" for step in outcome.done]
         if outcome.error:
             lines.append(f"  ! {outcome.error}")
         if outcome.plan:
@@ -41,28 +44,33 @@ def report_text(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-def status_table(policies: list[dict[str, Any]], now: datetime) -> str:
+def status_json(status: PolicyStatus) -> dict[str, Any]:
+    """The ``status --json`` entry of one policy: the model, instants as ISO 8601 (``Z``)."""
+    data: dict[str, Any] = _jsonable(dataclasses.asdict(status))
+    return data
+
+
+def status_table(policies: Sequence[PolicyStatus], now: datetime) -> str:
     header = ("POLICY", "CURRENT", "AGE", "NEXT ROTATION", "SUPERSEDED", "TARGETS")
     rows = [header]
     details = []
     for entry in policies:
-        current = entry["current"]
+        current = entry.current
         rows.append(
             (
-                entry["name"],
-                current["short_key"] if current else "-",
-                _age(current["created_at"], now) if current else "-",
-                (entry["next_rotation_at"] or "-")[:16].replace("T", " "),
-                ", ".join(_superseded(s) for s in entry["superseded"]) or "-",
-                " ".join(_target(t) for t in entry["targets"]),
+                entry.name,
+                (current.short_key or "-") if current else "-",
+                _age(current.created_at, now) if current else "-",
+                f"{entry.next_rotation_at:%Y-%m-%d %H:%M}" if entry.next_rotation_at else "-",
+                ", ".join(_superseded(s) for s in entry.superseded) or "-",
+                " ".join(_target(t) for t in entry.targets),
             )
         )
         details += [
-            f"{entry['name']}: pending rotation {p['rotation_id']} ({p['phase']})"
-            for p in entry["pending"]
+            f"{entry.name}: pending rotation {p.rotation_id} ({p.phase})" for p in entry.pending
         ]
-        if entry["last_error"]:
-            details.append(f"{entry['name']}: last error: {entry['last_error']}")
+        if entry.last_error:
+            details.append(f"{entry.name}: last error: {entry.last_error}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -71,24 +79,32 @@ def status_table(policies: list[dict[str, Any]], now: datetime) -> str:
     return "\n".join(lines + details)
 
 
-def _superseded(entry: dict[str, Any]) -> str:
-    waiting = entry["waiting_for"]
-    state = (
-        f"waiting for {'+'.join(waiting)}" if waiting and entry["gate"] != "open" else entry["gate"]
-    )
-    return f"{entry['short_key']} ({state})"
+def _superseded(entry: SupersededKey) -> str:
+    waiting = entry.waiting_for
+    state = f"waiting for {'+'.join(waiting)}" if waiting and entry.gate != "open" else entry.gate
+    return f"{entry.short_key} ({state})"
 
 
-def _target(entry: dict[str, Any]) -> str:
-    mark = "ok" if entry["in_sync"] else ("ERROR" if entry["error"] else "stale")
-    return f"{entry['provider']}:{mark}"
+def _target(entry: TargetStatus) -> str:
+    mark = "ok" if entry.in_sync else ("ERROR" if entry.error else "stale")
+    return f"{entry.provider}:{mark}"
 
 
-def _age(created_at: str | None, now: datetime) -> str:
+def _age(created_at: datetime | None, now: datetime) -> str:
     if not created_at:
         return "-"
-    seconds = int((now - datetime.fromisoformat(created_at)).total_seconds())
+    seconds = int((now - created_at).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{max(seconds, 0)}s"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value

@@ -31,9 +31,8 @@ def check_online(config: BridgeConfig, engine: Engine) -> list[str]:
                     )
     for policy in config.policy:
         try:
-            with engine.providers(policy) as providers:
-                for provider in providers.values():
-                    provider.validate()
+            for provider in engine.providers(policy).values():
+                provider.validate()
         except BridgeError as exc:
             problems.append(f"policy {policy.name}: {exc}")
     return problems

@@ -1,30 +1,123 @@
-"""Putting a configured bridge together: the one place that turns a ``BridgeConfig`` into a
-running ``Engine`` (LangSmith client, state store, providers). The CLI, the Lambda entry and
-the consumer helper all start here."""
+"""The composition root: the one module that turns a ``BridgeConfig`` into running parts,
+and the only one that imports ``providers``. The CLI, the Lambda entry and the consumer
+helper all start here; so do tests and benchmarks, which pass overrides (a clock, a sleep,
+an HTTP transport, a retry policy, a provider factory) instead of re-wiring the engine, so
+they run the production engine with its rate limiter and retries.
+
+One ``Connections`` per process holds each store's SDK clients (one boto3 session, one
+authenticated Vault client, ...); every target, state backend and run shares them.
+"""
 
 from __future__ import annotations
 
-from bridge.config import BridgeConfig, read_admin_key
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bridge.config import BridgeConfig, TargetConfig, read_admin_key
+from bridge.config.model import FileStateSettings, StateSettings
 from bridge.engine import Engine
+from bridge.engine.runner import utcnow
 from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
-from bridge.state import open_store
+from bridge.provider import Provider
+from bridge.secrets import Secret
+from bridge.state import FileStateStore, StateStore
+from providers import Connections
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "Connections",
+    "build_engine",
+    "fan_out",
+    "fetch_config_text",
+    "open_state",
+    "open_target",
+]
+
+OpenTarget = Callable[[TargetConfig, str], Provider]
 
 
-def build_engine(config: BridgeConfig) -> Engine:
-    """An engine for ``config``; close it (or use it as a context manager) when done.
+def build_engine(
+    config: BridgeConfig,
+    *,
+    connections: Connections | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], None] = time.sleep,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+    open_target: OpenTarget | None = None,
+    state: StateStore | None = None,
+    admin_key: Secret | None = None,
+) -> Engine:
+    """The production engine for ``config``; close it (or use it as a context manager).
+
+    Args:
+        config: The parsed configuration.
+        connections: The process's store connections (default: new ones, closed with the
+            engine).
+        clock: The current instant, for the engine and its leases.
+        sleep: How the engine and the LangSmith client wait between attempts.
+        transport: The HTTP transport under the LangSmith client (tests, benchmarks).
+        retry: One retry policy for LangSmith, store and state calls (default: from
+            ``langsmith.max_attempts``).
+        open_target: Wraps or replaces how targets are opened (fault injection).
+        state: A state store to use instead of the configured one.
+        admin_key: The admin key, instead of reading it where the config says.
 
     Raises:
         ConfigError: the admin key cannot be read.
     """
-    from providers import open_provider  # the registry; adapters load on first use
-
+    connections = connections or Connections()
     settings = config.langsmith
+    retry = retry or RetryPolicy(max_attempts=settings.max_attempts)
+    key = admin_key or read_admin_key(
+        settings,
+        read_secret=lambda secret_id: connections.connection("aws").runtime.admin_key(secret_id),
+    )
     client = LangSmithClient(
         settings.api_endpoint,
-        read_admin_key(settings),
+        key,
         organization_id=settings.organization_id,
         timeout=settings.timeout.total_seconds(),
-        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        retry=retry,
+        transport=transport,
+        sleep=sleep,
         limiter=RateLimiter(settings.requests_per_10s, 10.0),
     )
-    return Engine(config, client, open_store(config.state), open_provider)
+    return Engine(
+        config,
+        client,
+        state or open_state(config.state, connections),
+        open_target or connections.open,
+        clock=clock,
+        sleep=sleep,
+        retry=retry,
+        on_close=connections.close,
+    )
+
+
+def open_state(settings: StateSettings, connections: Connections) -> StateStore:
+    """The state backend ``settings`` names; SDK-backed ones load on first use."""
+    if isinstance(settings, FileStateSettings):
+        return FileStateStore(settings.path)
+    return connections.state(settings)
+
+
+def open_target(target: TargetConfig, policy: str, connections: Connections) -> Provider:
+    """One target's adapter, for code that reads a target outside a run (status, consumers)."""
+    return connections.open(target, policy)
+
+
+def fetch_config_text(reference: str, connections: Connections) -> str:
+    """The configuration text behind an ``s3://``, Secrets Manager or SSM reference."""
+    text: str = connections.connection("aws").runtime.fetch_text(reference)
+    return text
+
+
+def fan_out(queue_url: str, policies: Sequence[str], connections: Connections) -> int:
+    """Send one SQS message per policy; returns how many were sent."""
+    sent: int = connections.connection("aws").runtime.send_policies(queue_url, policies)
+    return sent

@@ -1,12 +1,16 @@
-"""Secret store adapters, one module per store, registered here by name.
+"""Secret store adapters, one subpackage per store, registered here by name.
 
-Modules are imported only when a target of theirs is opened, so a run that writes only
-files never imports a cloud SDK, and a Lambda that writes only to AWS never imports hvac.
+A store's module is imported only when a target or state backend of its is first opened,
+so a run that writes only files never imports a cloud SDK, and a Lambda that writes only
+to AWS never imports hvac. Each store has one connection per ``Connections`` (one per
+process: the wiring owns it), which holds its SDK clients and opens every target and state
+backend of that store on them.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 from bridge.config.targets import TargetConfig
@@ -14,40 +18,65 @@ from bridge.errors import ConfigError
 from bridge.provider import Provider
 from bridge.state.protocol import StateStore
 
-_REGISTRY: dict[str, str] = {
-    "file": "providers.file:FileProvider",
-    "aws": "providers.aws:SecretsManagerProvider",
+# store -> (module:connection class, the extra that installs its SDK)
+_STORES: dict[str, tuple[str, str]] = {
+    "file": ("providers.file:FileConnection", ""),
+    "aws": ("providers.aws:AwsConnection", "aws"),
 }
-_STATE_REGISTRY: dict[str, tuple[str, str]] = {
-    # backend -> (module:class, extra to install)
-    "dynamodb": ("providers.dynamodb:DynamoDBStateStore", "aws"),
-}
+# state backend -> the store whose connection opens it
+_STATE_BACKENDS: dict[str, str] = {"dynamodb": "aws"}
 
 
 def names() -> list[str]:
-    """The registered provider names."""
-    return sorted(_REGISTRY)
+    """The registered store names."""
+    return sorted(_STORES)
 
 
-def open_provider(target: TargetConfig, policy: str) -> Provider:
-    """Construct the adapter for ``target`` on behalf of ``policy``.
+class Connections:
+    """The connections of one process, opened on first use and shared by every target,
+    policy and run; ``close`` closes them all."""
 
-    Raises:
-        ConfigError: no adapter is registered under the target's provider name, or its
-            SDK is not installed (the message names the extra to install).
-    """
-    spec = _REGISTRY.get(target.provider)
-    if spec is None:
-        raise ConfigError(f"unknown provider {target.provider!r}; known: {', '.join(names())}")
-    provider: Provider = _load(spec, target.provider)(target, policy)
-    return provider
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, Any] = {}
 
+    def connection(self, store: str) -> Any:
+        """The connection of ``store`` (``file``, ``aws``, ...), opened on first use.
 
-def open_state(settings: Any) -> StateStore:
-    """Construct the SDK-backed state store ``settings.backend`` names."""
-    spec, extra = _STATE_REGISTRY[settings.backend]
-    store: StateStore = _load(spec, extra)(settings)
-    return store
+        Raises:
+            ConfigError: no store of that name, or its SDK is not installed (the message
+                names the extra to install).
+        """
+        with self._lock:
+            if store not in self._open:
+                spec = _STORES.get(store)
+                if spec is None:
+                    raise ConfigError(f"unknown provider {store!r}; known: {', '.join(names())}")
+                self._open[store] = _load(*spec)()
+            return self._open[store]
+
+    def open(self, target: TargetConfig, policy: str) -> Provider:
+        """The adapter for ``target`` acting for ``policy``, on its store's connection."""
+        provider: Provider = self.connection(target.provider).target(target, policy)
+        return provider
+
+    def state(self, settings: Any) -> StateStore:
+        """The SDK-backed state store ``settings.backend`` names."""
+        store: StateStore = self.connection(_STATE_BACKENDS[settings.backend]).state(settings)
+        return store
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection opened; safe to call twice."""
+        with self._lock:
+            opened, self._open = list(self._open.values()), {}
+        for connection in opened:
+            connection.close()
 
 
 def _load(spec: str, extra: str) -> Any:

@@ -9,5 +9,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy --strict bridge providers"
 .venv/bin/mypy
+echo "== import-linter: the layer contracts"
+.venv/bin/lint-imports --no-cache
 echo "== pytest"
 exec .venv/bin/pytest "$@"

@@ -14,10 +14,31 @@ world), ``models`` (request validation), ``views`` (response shapes), ``faults``
 (latency, injected failures, rate limit), ``clock`` and ``cli``.
 """
 
-from bridge.emulator.clock import EmulatorClock
-from bridge.emulator.core import Emulator
-from bridge.emulator.faults import FaultSwitches
-from bridge.emulator.records import KeyRecord
-from bridge.emulator.state import EmulatorState
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bridge.emulator.clock import EmulatorClock
+    from bridge.emulator.core import Emulator
+    from bridge.emulator.faults import FaultSwitches
+    from bridge.emulator.records import KeyRecord
+    from bridge.emulator.state import EmulatorState
 
 __all__ = ["Emulator", "EmulatorClock", "EmulatorState", "FaultSwitches", "KeyRecord"]
+
+# Loaded on first use, so that ``bridge.emulator.options`` (the CLI's parser) stays cheap.
+_HOMES = {
+    "Emulator": "core",
+    "EmulatorClock": "clock",
+    "EmulatorState": "state",
+    "FaultSwitches": "faults",
+    "KeyRecord": "records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"bridge.emulator.{_HOMES[name]}"), name)

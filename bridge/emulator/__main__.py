@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bridge.emulator.cli import add_arguments, run
+from bridge.emulator.cli import run
+from bridge.emulator.options import add_arguments
 
 
 def main(argv: list[str] | None = None) -> int:

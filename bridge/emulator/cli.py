@@ -24,25 +24,6 @@ from bridge.emulator.core import Emulator
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the emulator's options to ``parser``."""
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=1984, help="port; 0 picks a free one")
-    parser.add_argument(
-        "--bootstrap-file",
-        type=Path,
-        metavar="PATH",
-        help="write the bootstrap JSON (endpoint, admin key, ids) here, mode 0600",
-    )
-    parser.add_argument("--latency-ms", type=float, default=0, help="delay per request")
-    parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction answered 5xx")
-    parser.add_argument("--fault-status", type=int, default=503, help="status of faults")
-    parser.add_argument("--throttle-rate", type=float, default=0.0, help="fraction answered 429")
-    parser.add_argument("--rate-limit", type=int, default=1000, help="requests per key per window")
-    parser.add_argument("--rate-window-s", type=float, default=10.0, help="rate window, seconds")
-    parser.add_argument("--seed", type=int, default=None, help="seed for repeatable faults")
-
-
 def write_bootstrap(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically, readable by the owner only."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -16,23 +16,20 @@ Every step is idempotent, as AWS retries failed steps.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import cast
+from collections.abc import Callable
 
 from bridge.config import AwsTarget, Policy
 from bridge.engine.executor import PolicyExecutor
+from bridge.engine.native_plan import STEPS, NativeAction, NativeView, decide
 from bridge.engine.runner import Engine
 from bridge.errors import ConfigError, RotationError
 from bridge.logs import event
 from bridge.payload import Payload
-from bridge.provider import StagedProvider
+from bridge.provider import Staging
 from bridge.secrets import Secret
-from bridge.state import Generation, Phase
+from bridge.state import Generation
 
 log = logging.getLogger("bridge.engine")
-
-STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 
 def find_policy(engine: Engine, secret_id: str) -> tuple[Policy, AwsTarget]:
@@ -71,95 +68,118 @@ class NativeRotation:
         """Run ``step`` for ``secret_id`` with AWS's ``ClientRequestToken``.
 
         Raises:
-            ConfigError: unknown step or secret.
+            ConfigError: unknown step or secret, or a target without staging.
             RotationError: the step cannot complete; AWS will retry it.
         """
         if step not in STEPS:
             raise ConfigError(f"unknown rotation step {step!r}; expected one of {', '.join(STEPS)}")
         policy, target = find_policy(self.engine, secret_id)
-        with self._executor(policy) as executor:
-            staged = cast(StagedProvider, executor.providers[target.target_id])
-            handlers = {
-                "createSecret": self._create,
-                "setSecret": self._set,
-                "testSecret": self._test,
-                "finishSecret": self._finish,
-            }
-            handlers[step](executor, staged, target.target_id, token)
+        engine = self.engine
+        with engine.store.lease(policy.name, engine.owner, engine.config.run.lease_ttl):
+            providers = engine.providers(policy)
+            executor = PolicyExecutor(engine.ctx, policy, engine.store.load(policy.name), providers)
+            staging = providers[target.target_id].staging
+            if staging is None:
+                raise ConfigError(f"target {target.target_id} has no staging pointers")
+            action = decide(_view(step, executor, staging, token))
+            _ACTIONS[action](executor, staging, target.target_id, token)
         event(log, "native_rotation_step", policy=policy.name, step=step, rotation=token)
 
-    @contextmanager
-    def _executor(self, policy: Policy) -> Iterator[PolicyExecutor]:
-        engine = self.engine
-        with (
-            engine.store.lease(policy.name, engine.owner, engine.config.run.lease_ttl),
-            engine.providers(policy) as providers,
-        ):
-            yield PolicyExecutor(engine.ctx, policy, engine.store.load(policy.name), providers)
 
-    def _create(
-        self, executor: PolicyExecutor, staged: StagedProvider, target_id: str, token: str
-    ) -> None:
-        existing = staged.read_version(token)
-        generation = _generation(executor, token)
-        if existing is not None:
-            if generation is None or not generation.phase.live:
-                raise RotationError(
-                    "this token's pending version holds a key the bridge no longer tracks; "
-                    "cancel this rotation and start a new one",
-                    policy=executor.policy.name,
-                    rotation_id=token,
-                )
-            return  # already staged: AWS is retrying
-        generation, key = executor.mint(token, "rotation requested by Secrets Manager", native=True)
-        executor.verify(generation, key)
-        payload = Payload(executor.policy.name, token, key, executor.settings())
-        version = staged.stage_pending(payload)
-        executor.save(generation.model_copy(update={"targets": {target_id: version}}))
+def _view(step: str, executor: PolicyExecutor, staging: Staging, token: str) -> NativeView:
+    """What ``decide`` needs, read with as few calls as the step allows."""
+    generation = _generation(executor, token)
+    if step == "setSecret":
+        return NativeView(step, staged=False, phase=None, matches=False, current=False)
+    current = step == "finishSecret" and staging.current_version() == token
+    stored = None if current else staging.read_version(token)
+    matches = bool(
+        stored is not None
+        and stored.api_key is not None
+        and generation is not None
+        and stored.fingerprint == generation.fingerprint
+    )
+    return NativeView(
+        step,
+        staged=current or stored is not None,
+        phase=generation.phase if generation else None,
+        matches=matches,
+        current=current,
+    )
 
-    def _set(
-        self, executor: PolicyExecutor, staged: StagedProvider, target_id: str, token: str
-    ) -> None:
-        """LangSmith minted the key already; there is no downstream service to update."""
 
-    def _test(
-        self, executor: PolicyExecutor, staged: StagedProvider, target_id: str, token: str
-    ) -> None:
-        _, key = self._pending(executor, staged, token)
-        executor.ctx.keys.verify_key(key, workspace_id=executor.policy.verify_workspace)
+Handler = Callable[[PolicyExecutor, Staging, str, str], None]
 
-    def _finish(
-        self, executor: PolicyExecutor, staged: StagedProvider, target_id: str, token: str
-    ) -> None:
-        generation = _generation(executor, token)
-        if staged.current_version() == token:
-            if generation is not None and generation.phase is not Phase.CURRENT:
-                executor.promote(generation)  # AWSCURRENT moved, the state had not yet
-            return
-        generation, key = self._pending(executor, staged, token)
-        others = tuple(t for t in executor.providers if t != target_id)
-        generation = executor.publish(generation, key, others)
-        staged.promote(token)
-        executor.promote(
-            generation.model_copy(update={"targets": {**generation.targets, target_id: token}})
+
+def _mint_and_stage(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
+    generation, key = executor.mint(token, "rotation requested by Secrets Manager", native=True)
+    executor.verify(generation, key)
+    payload = Payload(executor.policy.name, token, key, executor.settings())
+    version = staging.stage_pending(payload, token)
+    executor.save(generation.model_copy(update={"targets": {target_id: version}}))
+
+
+def _verify_pending(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
+    _, key = _pending(executor, staging, token)
+    executor.ctx.keys.verify_key(key, workspace_id=executor.policy.verify_workspace)
+
+
+def _publish_and_promote(
+    executor: PolicyExecutor, staging: Staging, target_id: str, token: str
+) -> None:
+    generation, key = _pending(executor, staging, token)
+    others = tuple(t for t in executor.providers if t != target_id)
+    generation = executor.publish(generation, key, others)
+    staging.promote(token)
+    executor.promote(
+        generation.model_copy(update={"targets": {**generation.targets, target_id: token}})
+    )
+
+
+def _record_promotion(
+    executor: PolicyExecutor, staging: Staging, target_id: str, token: str
+) -> None:
+    generation = _generation(executor, token)
+    assert generation is not None
+    executor.promote(generation)
+
+
+def _nothing(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
+    """Nothing to do for this step."""
+
+
+def _refusal(message: str) -> Handler:
+    def refuse(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
+        raise RotationError(message, policy=executor.policy.name, rotation_id=token)
+
+    return refuse
+
+
+_ACTIONS: dict[NativeAction, Handler] = {
+    NativeAction.MINT_AND_STAGE: _mint_and_stage,
+    NativeAction.ALREADY_STAGED: _nothing,
+    NativeAction.REFUSE_UNTRACKED: _refusal(
+        "this token's pending version holds a key the bridge no longer tracks; "
+        "cancel this rotation and start a new one"
+    ),
+    NativeAction.NOTHING: _nothing,
+    NativeAction.VERIFY_PENDING: _verify_pending,
+    NativeAction.PUBLISH_AND_PROMOTE: _publish_and_promote,
+    NativeAction.RECORD_PROMOTION: _record_promotion,
+    NativeAction.ALREADY_FINISHED: _nothing,
+    NativeAction.NO_PENDING: _refusal("no pending version for this token"),
+    NativeAction.WRONG_PENDING: _refusal("the pending version does not hold this rotation's key"),
+}
+
+
+def _pending(executor: PolicyExecutor, staging: Staging, token: str) -> tuple[Generation, Secret]:
+    generation = _generation(executor, token)
+    stored = staging.read_version(token)
+    if generation is None or stored is None or stored.api_key is None:
+        raise RotationError(
+            "no pending version for this token", policy=executor.policy.name, rotation_id=token
         )
-
-    def _pending(
-        self, executor: PolicyExecutor, staged: StagedProvider, token: str
-    ) -> tuple[Generation, Secret]:
-        generation = _generation(executor, token)
-        stored = staged.read_version(token)
-        if generation is None or stored is None or stored.api_key is None:
-            raise RotationError(
-                "no pending version for this token", policy=executor.policy.name, rotation_id=token
-            )
-        if stored.fingerprint != generation.fingerprint or not generation.phase.live:
-            raise RotationError(
-                "the pending version does not hold this rotation's key",
-                policy=executor.policy.name,
-                rotation_id=token,
-            )
-        return generation, stored.api_key
+    return generation, stored.api_key
 
 
 def _generation(executor: PolicyExecutor, token: str) -> Generation | None:

@@ -8,20 +8,26 @@ from datetime import datetime
 from typing import Any
 
 from bridge.langsmith import ApiKey
+from bridge.provider import Ownership
 from bridge.state import Ack
 
 
 @dataclass(frozen=True)
 class TargetView:
-    """One target as read at the start of a run."""
+    """One target as observed at the start of a run. ``ownership`` is the adapter's
+    decision (``bridge.provider.Ownership``); the planner only acts on it."""
 
     target_id: str
     provider: str
     reference: str
     fingerprint: str | None = None  # of the key it holds; None when absent or empty
-    exists: bool = False
-    owned: bool = False
+    ownership: Ownership = "absent"
+    detail: str | None = None  # why it is foreign
     error: str | None = None  # reading failed; the planner will not act blind
+
+    @property
+    def exists(self) -> bool:
+        return self.ownership != "absent"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ The rules, in order:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bridge.config import Policy, format_duration
 from bridge.engine.plan import (
@@ -33,6 +34,7 @@ from bridge.engine.plan import (
     Rotate,
     Step,
 )
+from bridge.marker import Marker
 from bridge.state import Generation, Phase, PolicyRecord
 
 # A key minted this close to the listing may be missing from it without being gone.
@@ -62,6 +64,10 @@ def plan(policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool 
             notes.append(note)
     if not busy:
         steps.extend(_rotation_or_repair(policy, record, obs, force))
+    if steps and obs.keys is None:
+        # Without LangSmith's listing, orphans, gone keys and usage gates are all unknown.
+        blocked = "LangSmith key listing failed; not acting blind"
+        return Plan(policy.name, notes=tuple(notes), blocked=blocked)
     return Plan(policy.name, steps=tuple(steps), notes=tuple(notes))
 
 
@@ -69,8 +75,9 @@ def _blocked(obs: Observation) -> str | None:
     for view in obs.targets:
         if view.error:
             return f"target {view.target_id} cannot be read: {view.error}"
-        if view.exists and not view.owned:
-            return f"target {view.target_id} exists and is not this policy's; refusing to touch it"
+        if view.ownership == "foreign":
+            why = view.detail or "exists and is not this policy's"
+            return f"target {view.target_id} {why}; refusing to touch it"
     return None
 
 
@@ -118,7 +125,8 @@ def _orphans(record: PolicyRecord, obs: Observation) -> list[Step]:
 
 
 def _rotation_of(description: str) -> str:
-    return description.rpartition("rotation=")[2] or "?"
+    marker = Marker.parse(description)
+    return marker.rotation_id if marker else "?"
 
 
 def _rotation_or_repair(
@@ -146,20 +154,42 @@ def rotation_reason(
         return "rotation requested"
     if _gone(current, obs):
         return f"current key {current.short_key} no longer exists in LangSmith"
-    now = obs.now
-    if current.expires_at and current.expires_at - now <= policy.min_overlap + expiry_margin(
-        policy
-    ):
+    schedule = rotation_schedule(policy, current)
+    if schedule.expiry_at is not None and obs.now >= schedule.expiry_at:
+        assert current.expires_at is not None
         return f"current key {current.short_key} expires at {current.expires_at:%Y-%m-%d %H:%M}Z"
-    if now >= current.created_at + policy.rotate_every:
+    if obs.now >= schedule.due_at:
         return f"due: rotate_every {format_duration(policy.rotate_every)} has passed"
     known = {g.fingerprint for g in record.generations if g.fingerprint}
     for view in obs.targets:
-        if view.fingerprint is not None and view.fingerprint not in known:
+        # An adoptable target holds someone else's key by definition: it is only stale.
+        if view.ownership == "ours" and view.fingerprint and view.fingerprint not in known:
             return f"drift: target {view.target_id} holds a key the bridge did not mint"
     if not _holders(obs, current.fingerprint):
         return "no target holds the current key"
     return None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the current key must be replaced: ``due_at`` by ``rotate_every``, and
+    ``expiry_at`` ahead of its expiry (``None`` for a key that does not expire)."""
+
+    due_at: datetime
+    expiry_at: datetime | None
+
+    @property
+    def next_at(self) -> datetime:
+        return min(self.due_at, self.expiry_at) if self.expiry_at else self.due_at
+
+
+def rotation_schedule(policy: Policy, current: Generation) -> Schedule:
+    """The one computation of when ``current`` rotates, for the planner and ``status``."""
+    assert current.created_at is not None
+    expiry_at = None
+    if current.expires_at:
+        expiry_at = current.expires_at - policy.min_overlap - expiry_margin(policy)
+    return Schedule(current.created_at + policy.rotate_every, expiry_at)
 
 
 def expiry_margin(policy: Policy) -> timedelta:

@@ -13,24 +13,24 @@ import os
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bridge.config import BridgeConfig, Policy, TargetConfig
-from bridge.engine.bounded import StoreLimits
 from bridge.engine.executor import Context, PolicyExecutor
-from bridge.engine.marker import Marker
-from bridge.engine.plan import Observation, Plan, TargetView
+from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
+from bridge.engine.plan import Observation, Plan, Step, TargetView
 from bridge.engine.planner import plan as make_plan
 from bridge.engine.ports import KeyService
 from bridge.errors import BridgeError, LeaseHeld
-from bridge.langsmith import ApiKey
+from bridge.langsmith import ApiKey, RetryPolicy
 from bridge.logs import event
-from bridge.provider import Provider
-from bridge.state import StateStore
+from bridge.marker import Marker
+from bridge.provider import Known, Provider
+from bridge.state import PolicyRecord, StateStore
 
 log = logging.getLogger("bridge.engine")
 
@@ -47,7 +47,7 @@ class PolicyOutcome:
 
     policy: str
     plan: Plan | None = None
-    done: list[str] = field(default_factory=list)
+    done: list[Step] = field(default_factory=list)  # the steps carried out, in order
     error: str | None = None
     skipped: str | None = None
 
@@ -59,7 +59,7 @@ class PolicyOutcome:
         return {
             "policy": self.policy,
             "plan": self.plan.to_json() if self.plan else None,
-            "done": self.done,
+            "done": [step.to_json() | {"description": step.describe()} for step in self.done],
             "error": self.error,
             "skipped": self.skipped,
         }
@@ -84,7 +84,11 @@ def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
 
 
 class Engine:
-    """Reconciles the configured policies against LangSmith, the state and the targets."""
+    """Reconciles the configured policies against LangSmith, the state and the targets.
+
+    Build it with ``bridge.wiring.build_engine``; every store and state call goes through
+    one ``Guard`` (a bound per store, retries under ``retry``).
+    """
 
     def __init__(
         self,
@@ -95,16 +99,20 @@ class Engine:
         *,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.keys = keys
-        self.store = store
-        self.open_target = StoreLimits(config.run.per_store_concurrency).wrap(open_target)
+        self.guard = Guard(config.run.per_store_concurrency, retry or RetryPolicy(), sleep)
+        self.store = GuardedState(store, self.guard)
+        self._open_target = open_target
+        self._on_close = on_close
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.ctx = Context(
             keys=keys,
-            store=store,
+            store=self.store,
             clock=clock,
             sleep=sleep,
             instance=config.langsmith.instance,
@@ -114,9 +122,15 @@ class Engine:
         )
 
     def close(self) -> None:
-        """Release the LangSmith connection pool and the state store."""
+        """Release the LangSmith connection pool, the state store and the store connections."""
         self.keys.close()
         self.store.close()
+        if self._on_close is not None:
+            self._on_close()
+
+    def open_target(self, target: TargetConfig, policy: str) -> Provider:
+        """The guarded adapter of one target."""
+        return GuardedProvider(self._open_target(target, policy), self.guard)
 
     def __enter__(self) -> Engine:
         return self
@@ -186,11 +200,11 @@ class Engine:
                     stack.enter_context(
                         self.store.lease(policy.name, self.owner, self.config.run.lease_ttl)
                     )
-                providers = stack.enter_context(self.providers(policy))
+                providers = self.providers(policy)
                 record = self.store.load(policy.name)
                 observation = Observation(
                     now=self.clock(),
-                    targets=observe_targets(providers, policy.name),
+                    targets=observe_targets(providers, known_versions(record)),
                     acks=self.store.acks(policy.name, policy.consumers),
                     keys=None if keys is None else keys.get(policy.name, {}),
                     keys_listed_at=listed_at,
@@ -198,13 +212,11 @@ class Engine:
                 outcome.plan = make_plan(policy, record, observation, force=force)
                 if outcome.plan.blocked:
                     outcome.error = outcome.plan.blocked
-                elif keys is None and outcome.plan.due:
-                    outcome.error = "LangSmith key listing failed; not acting blind"
                 elif not dry_run:
                     executor = PolicyExecutor(self.ctx, policy, record, providers)
                     for step in outcome.plan.steps:
                         executor.execute(step)
-                        outcome.done.append(step.describe())
+                        outcome.done.append(step)
         except LeaseHeld as exc:
             outcome.skipped = str(exc)
         except BridgeError as exc:
@@ -212,25 +224,33 @@ class Engine:
             event(log, "policy_failed", level=logging.ERROR, policy=policy.name, error=exc)
         return outcome
 
-    @contextmanager
-    def providers(self, policy: Policy) -> Iterator[dict[str, Provider]]:
-        """Open the policy's targets for the ``with`` block, keyed by target id."""
-        opened: dict[str, Provider] = {}
-        try:
-            for target in policy.target:
-                opened[target.target_id] = self.open_target(target, policy.name)
-            yield opened
-        finally:
-            for provider in opened.values():
-                provider.close()
+    def providers(self, policy: Policy) -> dict[str, Provider]:
+        """The policy's targets, keyed by target id, on the shared store connections."""
+        return {t.target_id: self.open_target(t, policy.name) for t in policy.target}
 
 
-def observe_targets(providers: Mapping[str, Provider], policy: str) -> tuple[TargetView, ...]:
-    """Read every target; a failure is recorded on its view, never raised."""
+def known_versions(record: PolicyRecord) -> dict[str, dict[str, str]]:
+    """Per target id, the versions live generations wrote there, with their fingerprints.
+
+    A target still on one of them holds what the bridge wrote (a version's content never
+    changes), so observing it needs only the store's metadata.
+    """
+    known: dict[str, dict[str, str]] = {}
+    for generation in record.live():
+        if generation.fingerprint:
+            for target_id, version in generation.targets.items():
+                known.setdefault(target_id, {})[version] = generation.fingerprint
+    return known
+
+
+def observe_targets(
+    providers: Mapping[str, Provider], known: Mapping[str, Known] | None = None
+) -> tuple[TargetView, ...]:
+    """Observe every target; a failure is recorded on its view, never raised."""
     views = []
     for target_id, provider in providers.items():
         try:
-            stored = provider.read()
+            seen = provider.observe((known or {}).get(target_id, {}))
         except BridgeError as exc:
             views.append(TargetView(target_id, provider.name, provider.reference, error=str(exc)))
             continue
@@ -239,9 +259,9 @@ def observe_targets(providers: Mapping[str, Provider], policy: str) -> tuple[Tar
                 target_id,
                 provider.name,
                 provider.reference,
-                fingerprint=stored.fingerprint if stored else None,
-                exists=stored is not None,
-                owned=stored is None or stored.owned_by(policy),
+                fingerprint=seen.fingerprint,
+                ownership=seen.ownership,
+                detail=seen.detail,
             )
         )
     return tuple(views)

@@ -1,20 +1,91 @@
-"""``status``: what each policy looks like now, from the state and the targets alone.
+"""``status``: what each policy looks like now, from the state and the targets alone, as a
+typed model that the text and JSON renderers (``bridge.render``) both print.
 
 Status never calls LangSmith, so it works with any credentials that can read the state and
 the targets, and it cannot rate-limit a run. Gates that need LangSmith's view (``usage``)
-show as not observed.
+show as not observed. Nothing here holds key material: ids, short keys, fingerprints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
 from bridge.config import Policy
 from bridge.engine.plan import Observation, TargetView
-from bridge.engine.planner import evaluate_gate, expiry_margin
+from bridge.engine.planner import evaluate_gate, rotation_schedule
 from bridge.state import Ack, Generation, Phase, PolicyRecord
+
+GateState = Literal["open", "closed", "overdue"]
+
+
+@dataclass(frozen=True)
+class CurrentKey:
+    key_id: str | None
+    short_key: str | None
+    fingerprint: str | None
+    rotation_id: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SupersededKey:
+    key_id: str | None
+    short_key: str | None
+    fingerprint: str | None
+    rotation_id: str
+    superseded_at: datetime | None
+    expires_at: datetime | None
+    acked_by: tuple[str, ...]
+    waiting_for: tuple[str, ...]
+    gate: GateState
+    gate_reason: str
+
+
+@dataclass(frozen=True)
+class GenerationBrief:
+    """A pending or ended generation, as one history line."""
+
+    rotation_id: str
+    phase: str
+    short_key: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    provider: str
+    reference: str
+    in_sync: bool
+    fingerprint: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AckStatus:
+    fingerprint: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PolicyStatus:
+    """One policy's ``status`` entry."""
+
+    name: str
+    current: CurrentKey | None
+    pending: tuple[GenerationBrief, ...]
+    superseded: tuple[SupersededKey, ...]
+    targets: tuple[TargetStatus, ...]
+    acks: dict[str, AckStatus]
+    next_rotation_at: datetime | None
+    last_error: str | None
+    history: tuple[GenerationBrief, ...]
 
 
 def policy_status(
@@ -23,89 +94,66 @@ def policy_status(
     acks: dict[str, Ack],
     targets: Sequence[TargetView],
     now: datetime,
-) -> dict[str, Any]:
-    """The ``status --json`` entry of one policy."""
+) -> PolicyStatus:
+    """The status of one policy at ``now``."""
     obs = Observation(now=now, targets=tuple(targets), acks=acks)
     current = record.current()
-    pending = record.by_phase(Phase.MINTING, Phase.PUBLISHING)
-    return {
-        "name": policy.name,
-        "current": _current(current) if current else None,
-        "pending": [_brief(g) for g in pending],
-        "superseded": [
+    return PolicyStatus(
+        name=policy.name,
+        current=_current(current) if current else None,
+        pending=tuple(_brief(g) for g in record.by_phase(Phase.MINTING, Phase.PUBLISHING)),
+        superseded=tuple(
             _superseded(policy, record, g, obs) for g in record.by_phase(Phase.SUPERSEDED)
-        ],
-        "targets": [_target(view, current) for view in targets],
-        "acks": {
-            consumer: {"fingerprint": ack.fingerprint, "at": _iso(ack.at)}
-            for consumer, ack in sorted(acks.items())
-        },
-        "next_rotation_at": _iso(next_rotation_at(policy, current)),
-        "last_error": record.last_error,
-        "history": [_brief(g) for g in record.generations if not g.phase.live],
-    }
+        ),
+        targets=tuple(_target(view, current) for view in targets),
+        acks={c: AckStatus(a.fingerprint, a.at) for c, a in sorted(acks.items())},
+        next_rotation_at=next_rotation_at(policy, current),
+        last_error=record.last_error,
+        history=tuple(_brief(g) for g in record.generations if not g.phase.live),
+    )
 
 
 def next_rotation_at(policy: Policy, current: Generation | None) -> datetime | None:
+    """When the planner will rotate ``current`` (the schedule it uses itself)."""
     if current is None or current.created_at is None:
         return None
-    due = current.created_at + policy.rotate_every
-    if current.expires_at:
-        due = min(due, current.expires_at - policy.min_overlap - expiry_margin(policy))
-    return due
+    return rotation_schedule(policy, current).next_at
 
 
-def _current(g: Generation) -> dict[str, Any]:
-    return {
-        "key_id": g.key_id,
-        "short_key": g.short_key,
-        "fingerprint": g.fingerprint,
-        "rotation_id": g.rotation_id,
-        "created_at": _iso(g.created_at),
-        "expires_at": _iso(g.expires_at),
-        "published_at": _iso(g.published_at),
-    }
+def _current(g: Generation) -> CurrentKey:
+    return CurrentKey(
+        g.key_id, g.short_key, g.fingerprint, g.rotation_id, g.created_at, g.expires_at,
+        g.published_at,
+    )  # fmt: skip
 
 
 def _superseded(
     policy: Policy, record: PolicyRecord, g: Generation, obs: Observation
-) -> dict[str, Any]:
+) -> SupersededKey:
     gate = evaluate_gate(policy, record, g, obs)
-    return {
-        "key_id": g.key_id,
-        "short_key": g.short_key,
-        "fingerprint": g.fingerprint,
-        "rotation_id": g.rotation_id,
-        "superseded_at": _iso(g.superseded_at),
-        "expires_at": _iso(g.expires_at),
-        "acked_by": list(gate.acked_by),
-        "waiting_for": list(gate.waiting_for),
-        "gate": "open" if gate.open else ("overdue" if gate.overdue else "closed"),
-        "gate_reason": gate.reason,
-    }
+    state: GateState = "open" if gate.open else ("overdue" if gate.overdue else "closed")
+    return SupersededKey(
+        key_id=g.key_id,
+        short_key=g.short_key,
+        fingerprint=g.fingerprint,
+        rotation_id=g.rotation_id,
+        superseded_at=g.superseded_at,
+        expires_at=g.expires_at,
+        acked_by=gate.acked_by,
+        waiting_for=gate.waiting_for,
+        gate=state,
+        gate_reason=gate.reason,
+    )
 
 
-def _brief(g: Generation) -> dict[str, Any]:
-    return {
-        "rotation_id": g.rotation_id,
-        "phase": g.phase.value,
-        "short_key": g.short_key,
-        "started_at": _iso(g.started_at),
-        "ended_at": _iso(g.ended_at),
-        "reason": g.end_reason or g.reason,
-    }
+def _brief(g: Generation) -> GenerationBrief:
+    return GenerationBrief(
+        g.rotation_id, g.phase.value, g.short_key, g.started_at, g.ended_at,
+        g.end_reason or g.reason,
+    )  # fmt: skip
 
 
-def _target(view: TargetView, current: Generation | None) -> dict[str, Any]:
+def _target(view: TargetView, current: Generation | None) -> TargetStatus:
     in_sync = bool(current and view.fingerprint and view.fingerprint == current.fingerprint)
-    return {
-        "provider": view.provider,
-        "reference": view.reference,
-        "in_sync": in_sync,
-        "fingerprint": view.fingerprint,
-        "error": view.error,
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    error = view.error or view.detail  # a foreign target is reported with why
+    return TargetStatus(view.provider, view.reference, in_sync, view.fingerprint, error)

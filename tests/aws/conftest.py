@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from bridge import aws_lambda
 from bridge.emulator import Emulator
-from providers.dynamodb import table_definition
+from providers.aws.dynamodb import table_definition
 from tests.contract.state_backends import atomic_moto_writes
 from tests.fakeaws import REGION, fake_aws_environment
 

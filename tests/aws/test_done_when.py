@@ -23,7 +23,7 @@ from bridge import aws_lambda
 from bridge.cli import main as cli
 from bridge.emulator import Emulator
 from bridge.secrets import KEY_PATTERN
-from providers.dynamodb import table_definition
+from providers.aws.dynamodb import table_definition
 from tests.aws.conftest import REGION, SECRET, TABLE, scheduled_event, secret, stages
 from tests.aws.test_iam_policy import granted
 from tests.contract.state_backends import atomic_moto_writes

@@ -48,10 +48,10 @@ def granted() -> set[str]:
 
 
 def needed() -> set[str]:
-    from providers.aws import SECRETS_MANAGER_ACTIONS
-    from providers.dynamodb import DYNAMODB_ACTIONS
+    from providers.aws.dynamodb import DYNAMODB_ACTIONS
+    from providers.aws.secret_calls import SECRETS_MANAGER_ACTIONS
 
-    # From providers.aws_runtime.RUNTIME_ACTIONS: the admin key and the fan-out. Remote
+    # From providers.aws.runtime.RUNTIME_ACTIONS: the admin key and the fan-out. Remote
     # configuration (s3:GetObject, ssm:GetParameter) is opt-in and not granted by default.
     runtime = {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
     return set(SECRETS_MANAGER_ACTIONS) | set(DYNAMODB_ACTIONS) | runtime
@@ -83,7 +83,7 @@ def test_bridge_secrets_are_reached_only_through_the_ownership_tag() -> None:
 
 
 def test_the_state_table_matches_what_the_backend_expects() -> None:
-    from providers.dynamodb import table_definition
+    from providers.aws.dynamodb import table_definition
 
     table = template()["Resources"]["StateTable"]["Properties"]
     expected = table_definition()
@@ -95,7 +95,7 @@ def test_the_state_table_matches_what_the_backend_expects() -> None:
 
 
 def test_a_consumer_may_write_only_its_own_ack() -> None:
-    from providers.dynamodb import CONSUMER_ACK_ACTIONS
+    from providers.aws.dynamodb import CONSUMER_ACK_ACTIONS
 
     document = template("consumer-access.yaml")["Resources"]["ConsumerPolicy"]["Properties"]
     by_sid = {s["Sid"]: s for s in document["PolicyDocument"]["Statement"]}

@@ -78,7 +78,7 @@ def test_a_stalled_native_rotation_is_abandoned_and_unstaged(world: Path, emulat
 
     from bridge.config import DynamoDBStateSettings
     from bridge.state import Phase
-    from providers.dynamodb import DynamoDBStateStore
+    from providers.aws.dynamodb import DynamoDBStateStore
     from tests.aws.conftest import REGION, TABLE
 
     aws_lambda.handler(scheduled_event(), None)

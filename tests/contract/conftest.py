@@ -19,7 +19,7 @@ import pytest
 from bridge.config.targets import AwsTarget, FileTarget
 from bridge.payload import Format, Payload, encode
 from bridge.provider import Provider
-from providers import open_provider
+from providers import Connections
 from tests.fakeaws import fake_aws_environment
 
 POLICY = "contract-policy"
@@ -52,11 +52,11 @@ class Target:
     provider: Provider
     tamper: Tamper
     policy: str
+    connections: Connections  # what opened ``provider``; the scenario may close it
 
 
-ProviderFactory = Callable[
-    [pytest.FixtureRequest, str], contextlib.AbstractContextManager[tuple[Provider, Tamper]]
-]
+Opened = tuple[Provider, Tamper, Connections]
+ProviderFactory = Callable[[pytest.FixtureRequest, str], contextlib.AbstractContextManager[Opened]]
 
 
 # -- file ------------------------------------------------------------------------------
@@ -86,18 +86,13 @@ class FileTamper:
 
 
 @contextlib.contextmanager
-def file_target(
-    request: pytest.FixtureRequest, policy: str, *, fmt: Format
-) -> Iterator[tuple[Provider, Tamper]]:
+def file_target(request: pytest.FixtureRequest, policy: str, *, fmt: Format) -> Iterator[Opened]:
     folder: Path = request.getfixturevalue("tmp_path")
     config = FileTarget.model_validate(
         {"provider": "file", "path": folder / "out" / f"{policy}.{fmt}", "format": fmt}
     )
-    provider = open_provider(config, policy)
-    try:
-        yield provider, FileTamper(config.path, fmt)
-    finally:
-        provider.close()
+    with Connections() as connections:
+        yield connections.open(config, policy), FileTamper(config.path, fmt), connections
 
 
 # -- aws -------------------------------------------------------------------------------
@@ -156,7 +151,7 @@ class AwsTamper:
 
 
 @contextlib.contextmanager
-def aws_target(request: pytest.FixtureRequest, policy: str) -> Iterator[tuple[Provider, Tamper]]:
+def aws_target(request: pytest.FixtureRequest, policy: str) -> Iterator[Opened]:
     import boto3
     from moto import mock_aws
 
@@ -164,13 +159,12 @@ def aws_target(request: pytest.FixtureRequest, policy: str) -> Iterator[tuple[Pr
     config = AwsTarget.model_validate(
         {"provider": "aws", "secret_id": f"langsmith/{policy}", "region": AWS_REGION}
     )
-    with mock_aws():
-        provider = open_provider(config, policy)
+    with mock_aws(), Connections() as connections:
+        provider = connections.open(config, policy)
         client = boto3.client("secretsmanager", region_name=AWS_REGION)
         try:
-            yield provider, AwsTamper(client, config.secret_id)
+            yield provider, AwsTamper(client, config.secret_id), connections
         finally:
-            provider.close()
             client.close()
 
 
@@ -187,5 +181,5 @@ FACTORIES: dict[str, ProviderFactory] = {
 @pytest.fixture(params=sorted(FACTORIES))
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """A fresh, absent target in each registered store, with a provider acting for ``POLICY``."""
-    with FACTORIES[request.param](request, POLICY) as (provider, tamper):
-        yield Target(provider=provider, tamper=tamper, policy=POLICY)
+    with FACTORIES[request.param](request, POLICY) as (provider, tamper, connections):
+        yield Target(provider=provider, tamper=tamper, policy=POLICY, connections=connections)

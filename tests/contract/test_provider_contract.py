@@ -257,6 +257,82 @@ def test_no_repr_or_error_text_reveals_a_key(target: Target) -> None:
             assert not [text for text in texts if fragment in text]
 
 
-def test_close_is_safe_to_call_twice(target: Target) -> None:
-    target.provider.close()
-    target.provider.close()
+def test_closing_the_connection_is_safe_to_call_twice(target: Target) -> None:
+    target.provider.publish(payload(target.policy))
+    target.connections.close()
+    target.connections.close()
+
+
+# -- observing: the one ownership decision ---------------------------------------------
+
+
+def test_observing_an_absent_target_sees_it_absent(target: Target) -> None:
+    seen = target.provider.observe({})
+
+    assert (seen.ownership, seen.fingerprint, seen.exists) == ("absent", None, False)
+
+
+def test_observing_a_published_target_sees_it_ours_with_its_key_and_version(
+    target: Target,
+) -> None:
+    written = payload(target.policy)
+    version = target.provider.publish(written)
+
+    seen = target.provider.observe({})
+
+    assert (seen.ownership, seen.fingerprint, seen.version) == ("ours", written.fingerprint, version)
+    assert seen.owner == target.policy
+
+
+def test_a_recorded_version_still_current_is_observed_without_reading_the_value(
+    target: Target,
+) -> None:
+    written = payload(target.policy)
+    version = target.provider.publish(written)
+
+    seen = target.provider.observe({version: written.fingerprint})
+
+    assert (seen.ownership, seen.fingerprint, seen.version) == ("ours", written.fingerprint, version)
+    assert not seen.content_read
+
+
+def test_a_value_changed_behind_a_recorded_version_is_read_again(target: Target) -> None:
+    old = payload(target.policy)
+    version = target.provider.publish(old)
+    edited = payload(target.policy, rotation_id=old.rotation_id)
+    target.tamper.write_owned_by(edited)  # someone edits the key in place, marker kept
+
+    seen = target.provider.observe({version: old.fingerprint})
+
+    assert seen.content_read
+    assert (seen.ownership, seen.fingerprint) == ("ours", edited.fingerprint)
+
+
+def test_a_value_the_bridge_did_not_write_is_foreign_without_adopt(target: Target) -> None:
+    target.tamper.write_foreign({"LANGSMITH_API_KEY": new_key()})
+
+    seen = target.provider.observe({})
+
+    assert seen.ownership == "foreign"
+    assert seen.detail
+
+
+def test_another_policys_target_is_foreign(target: Target) -> None:
+    target.tamper.write_owned_by(payload(OTHER_POLICY))
+
+    seen = target.provider.observe({})
+
+    assert seen.ownership == "foreign"
+    assert seen.owner == OTHER_POLICY
+
+
+def test_what_observe_calls_foreign_publish_refuses(target: Target) -> None:
+    target.tamper.write_owned_by(payload(OTHER_POLICY))
+    assert target.provider.observe({}).ownership == "foreign"
+    before = target.tamper.snapshot()
+
+    with pytest.raises(ProviderError):
+        target.provider.publish(payload(target.policy))
+
+    assert target.tamper.snapshot() == before
+

@@ -56,9 +56,9 @@ from bridge.config import AwsTarget, DynamoDBStateSettings, load_config
 from bridge.emulator import Emulator
 from bridge.payload import decode
 from bridge.state import Generation, Phase, PolicyRecord
-from providers.aws_secret import CURRENT, MANAGED_TAG, PENDING, POLICY_TAG, PREVIOUS
-from providers.dynamodb import DynamoDBStateStore, table_definition
-from providers.dynamodb_schema import LEASE_PREFIX, POLICY_PREFIX, TTL_ATTRIBUTE
+from providers.aws.dynamodb import DynamoDBStateStore, table_definition
+from providers.aws.dynamodb_schema import LEASE_PREFIX, POLICY_PREFIX, TTL_ATTRIBUTE
+from providers.aws.secret_view import CURRENT, MANAGED_TAG, PENDING, POLICY_TAG, PREVIOUS
 from tests.crash.harness import (
     CHURN,
     ENGINE_EVENTS,

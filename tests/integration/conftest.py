@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 from bridge.cli import main
-from bridge.config import BridgeConfig, load_config, read_admin_key
+from bridge.config import BridgeConfig, load_config
 from bridge.emulator import Emulator
 from bridge.engine import Engine, RunReport, observe_targets, policy_status
-from bridge.langsmith import LangSmithClient, RetryPolicy
+from bridge.engine.runner import known_versions
+from bridge.langsmith import RetryPolicy
 from bridge.payload import decode
+from bridge.render import status_json
 from bridge.state import FileStateStore
-from providers import open_provider
+from bridge.wiring import build_engine
 
 FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 
@@ -74,21 +76,10 @@ class Bridge:
     def config(self) -> BridgeConfig:
         return load_config(self.config_path)
 
-    def engine(self, *, retry: RetryPolicy = FAST_RETRY) -> Engine:
-        config = self.config
-        client = LangSmithClient(
-            config.langsmith.api_endpoint,
-            read_admin_key(config.langsmith),
-            retry=retry,
-            sleep=lambda _: None,
-        )
-        return Engine(
-            config,
-            client,
-            self.store(),
-            open_provider,
-            clock=self.emu.clock.now,
-            sleep=lambda _: None,
+    def engine(self, *, retry: RetryPolicy = FAST_RETRY, **overrides: Any) -> Engine:
+        """The production engine (``build_engine``), on the emulator's clock, not sleeping."""
+        return build_engine(
+            self.config, clock=self.emu.clock.now, sleep=lambda _: None, retry=retry, **overrides
         )
 
     def run(self, *names: str, force: bool = False) -> RunReport:
@@ -105,16 +96,14 @@ class Bridge:
     def status(self, name: str) -> dict[str, Any]:
         config = self.config
         policy = config.get_policy(name)
-        with self.engine() as engine, engine.providers(policy) as providers:
-            views = observe_targets(providers, name)
         store = self.store()
-        return policy_status(
-            policy,
-            store.load(name),
-            store.acks(name, policy.consumers),
-            views,
-            self.emu.clock.now(),
+        record = store.load(name)
+        with self.engine() as engine:
+            views = observe_targets(engine.providers(policy), known_versions(record))
+        status = policy_status(
+            policy, record, store.acks(name, policy.consumers), views, self.emu.clock.now()
         )
+        return status_json(status)
 
     def payload(self, name: str) -> dict[str, str]:
         path = self.root / "out" / f"{name}.env"

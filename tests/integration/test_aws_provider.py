@@ -24,9 +24,10 @@ from bridge.config.targets import AwsTarget
 from bridge.errors import OwnershipError, ProviderConflict, ProviderError, ProviderNotFound
 from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload, decode, encode
 from bridge.secrets import Secret
-from providers import open_provider
-from providers.aws import SECRETS_MANAGER_ACTIONS, SecretsManagerProvider
-from providers.aws_client import IMPLIED_ACTIONS
+from providers import Connections
+from providers.aws.secret_calls import IMPLIED_ACTIONS
+from providers.aws.secret_calls import SECRETS_MANAGER_ACTIONS
+from providers.aws.secrets_manager import SecretsManagerProvider
 from tests.fakeaws import fake_aws_environment
 
 pytestmark = pytest.mark.integration
@@ -150,10 +151,11 @@ def test_a_new_generation_is_staged_read_back_then_made_current(aws: Aws) -> Non
 
     new_version = provider.publish(new)
 
+    # Five calls: AWSCURRENT is on a version the provider knows it wrote (so it is not read
+    # again), and the rotation's token carries no label (so it is unused, or AWS itself
+    # refuses its reuse with other content).
     assert aws.calls.names() == [
         "DescribeSecret",
-        "GetSecretValue",  # AWSCURRENT is ours to replace
-        "GetSecretValue",  # the token is unused
         "PutSecretValue",  # as AWSPENDING
         "GetSecretValue",  # read back
         "UpdateSecretVersionStage",  # AWSCURRENT
@@ -326,7 +328,7 @@ def test_a_stray_awspending_staged_by_someone_else_is_reported(aws: Aws) -> None
 def test_our_own_crashed_stage_is_replaced(aws: Aws) -> None:
     provider = aws.provider()
     current = provider.publish(payload())
-    crashed = provider.stage_pending(payload())  # a run died before promoting it
+    crashed = provider.staging.stage_pending(payload())  # a run died before promoting it
     provider.validate()
 
     version = provider.publish(payload())
@@ -347,11 +349,11 @@ def test_a_token_reused_with_other_content_is_refused_though_moto_accepts_it(aws
     provider.publish(payload())
     token = str(uuid.uuid4())
     staged = payload(rotation=token)
-    provider.stage_pending(staged)
+    provider.staging.stage_pending(staged)
     aws.calls.clear()
 
     with pytest.raises(ProviderConflict, match="ClientRequestToken"):
-        provider.stage_pending(payload(rotation=token))
+        provider.staging.stage_pending(payload(rotation=token))
     assert aws.calls.writes() == []
     assert aws.value(VersionId=token)["LANGSMITH_API_KEY"] == staged.api_key.reveal()
 
@@ -439,7 +441,7 @@ def test_a_secret_without_a_value_yet_reads_as_absent(aws: Aws) -> None:
     provider = aws.provider()
 
     assert provider.read() is None
-    assert provider.current_version() is None
+    assert provider.staging.current_version() is None
     provider.validate()
 
 
@@ -452,27 +454,27 @@ def test_native_rotation_stages_reads_and_promotes_under_aws_token(aws: Aws) -> 
     token = str(uuid.uuid4())
     new = payload(rotation=token)
 
-    assert provider.stage_pending(new) == token
-    assert provider.stage_pending(new) == token  # AWS retries createSecret: no new write
+    assert provider.staging.stage_pending(new) == token
+    assert provider.staging.stage_pending(new) == token  # AWS retries createSecret: no new write
     assert aws.calls.of("PutSecretValue")[-1]["ClientRequestToken"] == token
     assert len(aws.calls.of("PutSecretValue")) == 2  # the first publish, and this stage
     assert aws.stages() == {old_version: ["AWSCURRENT"], token: ["AWSPENDING"]}
-    staged = provider.read_version(token)
+    staged = provider.staging.read_version(token)
     assert staged is not None and staged.fingerprint == new.fingerprint
-    assert provider.current_version() == old_version
-    assert provider.read_version(str(uuid.uuid4())) is None
+    assert provider.staging.current_version() == old_version
+    assert provider.staging.read_version(str(uuid.uuid4())) is None
 
-    provider.promote(token)
+    provider.staging.promote(token)
 
-    assert provider.current_version() == token
+    assert provider.staging.current_version() == token
     assert aws.stages() == {old_version: ["AWSPREVIOUS"], token: ["AWSCURRENT"]}
-    provider.promote(token)  # finishSecret retried: already current
+    provider.staging.promote(token)  # finishSecret retried: already current
     assert aws.stages() == {old_version: ["AWSPREVIOUS"], token: ["AWSCURRENT"]}
 
 
 def test_an_explicit_token_must_be_32_to_64_characters(aws: Aws) -> None:
     with pytest.raises(ProviderError, match="32-64"):
-        aws.provider().stage_pending(payload(), token="too-short")
+        aws.provider().staging.stage_pending(payload(), token="too-short")
     assert aws.calls.names() == []
 
 
@@ -482,7 +484,7 @@ def test_promote_refuses_a_version_this_policy_did_not_stage(aws: Aws) -> None:
     stray = aws.put_by_hand({"LANGSMITH_API_KEY": new_key()}, VersionStages=["AWSPENDING"])
 
     with pytest.raises(ProviderConflict, match=stray):
-        provider.promote(stray)
+        provider.staging.promote(stray)
 
 
 # -- the IAM action list ---------------------------------------------------------------
@@ -496,7 +498,7 @@ def test_the_iam_action_list_is_exactly_the_calls_made(aws: Aws) -> None:
     adopter.publish(payload())
     adopter.retire(first)
     adopter.read()
-    adopter.promote(adopter.stage_pending(payload(rotation=str(uuid.uuid4()))))
+    adopter.staging.promote(adopter.staging.stage_pending(payload(rotation=str(uuid.uuid4()))))
     aws.provider(secret_id="another", replica_regions=["eu-west-1"]).publish(payload())
 
     called = {f"secretsmanager:{name}" for name in aws.calls.names()}
@@ -523,13 +525,11 @@ def test_publish_and_read_back_through_a_moto_server(monkeypatch: pytest.MonkeyP
         config = AwsTarget.model_validate(
             {"provider": "aws", "secret_id": SECRET, "region": REGION, "endpoint_url": endpoint}
         )
-        provider = open_provider(config, POLICY)
         written = payload()
-        try:
+        with Connections() as connections:
+            provider = connections.open(config, POLICY)
             version = provider.publish(written)
             stored = provider.read()
-        finally:
-            provider.close()
         assert stored is not None
         assert (stored.fingerprint, stored.version) == (written.fingerprint, version)
         sdk = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
@@ -548,7 +548,7 @@ def test_discard_unstages_an_abandoned_rotation_only(aws: Aws) -> None:
     provider = aws.provider()
     provider.publish(payload())
     token = str(uuid.uuid4())
-    provider.stage_pending(payload(rotation=token), token)
+    provider.staging.stage_pending(payload(rotation=token), token)
     provider.discard(rotation_id())  # another rotation's: left alone
     assert aws.stages()[token] == ["AWSPENDING"]
     provider.discard(token)

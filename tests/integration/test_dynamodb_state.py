@@ -20,9 +20,9 @@ from moto.server import ThreadedMotoServer
 from bridge.config.model import DynamoDBStateSettings
 from bridge.errors import LeaseHeld, StateConflict, StateError
 from bridge.secrets import fingerprint
-from bridge.state import open_store
+from bridge.wiring import Connections, open_state
 from bridge.state.model import Ack, PolicyRecord
-from providers.dynamodb import (
+from providers.aws.dynamodb import (
     BATCH_ATTEMPTS,
     CONSUMER_ACK_ACTIONS,
     DYNAMODB_ACTIONS,
@@ -31,7 +31,7 @@ from providers.dynamodb import (
     StateUnavailable,
     table_definition,
 )
-from providers.dynamodb_schema import METHODS, TTL_ATTRIBUTE, ack_key
+from providers.aws.dynamodb_schema import METHODS, TTL_ATTRIBUTE, ack_key
 from tests.contract.state_backends import REGION, atomic_moto_writes, fake_aws_environment
 
 pytestmark = pytest.mark.integration
@@ -461,7 +461,7 @@ def test_a_runner_calls_exactly_the_listed_iam_actions(table: Any, clock: Clock)
         store.acks("p", ["api"])
         store.policies()
         with pytest.raises(StateConflict):
-            store.save(record.model_copy(update={"version": 0}))
+            store.save(record.model_copy(update={"version": 0, "last_error": "stale"}))
     store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
 
     assert recorder.actions() == set(DYNAMODB_ACTIONS)
@@ -499,16 +499,18 @@ def test_the_store_opened_from_settings_works_against_a_moto_server(moto_server:
     settings = DynamoDBStateSettings(
         backend="dynamodb", table="bridge-state-server", region=REGION, endpoint_url=moto_server
     )
-    store = open_store(settings)
-    assert isinstance(store, DynamoDBStateStore)
+    with Connections() as connections:
+        store = open_state(settings, connections)
+        assert isinstance(store, DynamoDBStateStore)
 
-    saved = store.save(store.load("p").model_copy(update={"last_run_at": T0}))
-    with store.lease("p", "host:1", TTL), pytest.raises(LeaseHeld):
-        enter_lease(DynamoDBStateStore(settings))
-    store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
-    store.close()  # closes the client it built; the next call builds another
+        saved = store.save(store.load("p").model_copy(update={"last_run_at": T0}))
+        with store.lease("p", "host:1", TTL), pytest.raises(LeaseHeld):
+            enter_lease(DynamoDBStateStore(settings))
+        store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
+        store.close()  # the client is the connection's: closing the store leaves it open
 
-    assert store.load("p") == saved
-    assert store.policies() == ["p"]
-    assert store.acks("p", ["api", "worker"]) == {"api": Ack(consumer="api", fingerprint=FP, at=T0)}
-    store.close()
+        assert store.load("p") == saved
+        assert store.policies() == ["p"]
+        acks = store.acks("p", ["api", "worker"])
+        assert acks == {"api": Ack(consumer="api", fingerprint=FP, at=T0)}
+        assert connections.connection("aws").clients.built == 1  # one client for it all

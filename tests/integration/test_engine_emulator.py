@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bridge.engine.marker import Marker
 from bridge.errors import ProviderUnavailable
 from bridge.langsmith import LangSmithClient
+from bridge.marker import Marker
 from bridge.payload import API_KEY
 from bridge.secrets import Secret
 from bridge.state import Ack, Phase
@@ -193,7 +193,7 @@ def test_failed_publish_is_resumed_by_the_next_run(
     (pending,) = bridge.store().load("p").by_phase(Phase.PUBLISHING)
     monkeypatch.setattr(FileProvider, "publish", original)
     report = bridge.run()
-    assert report.outcomes[0].done[0].startswith(f"resume rotation {pending.rotation_id}")
+    assert report.outcomes[0].done[0].describe().startswith(f"resume rotation {pending.rotation_id}")
     current = bridge.store().load("p").current()
     assert current is not None and current.rotation_id == pending.rotation_id
     assert len(live_bridge_keys(bridge)) == 1

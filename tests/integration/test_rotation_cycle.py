@@ -109,8 +109,13 @@ def test_full_cycle_mint_publish_rotate_ack_revoke(
     assert final["superseded"] == [] and final["current"]["key_id"] == second["current"]["key_id"]
     assert [h["phase"] for h in final["history"]] == ["revoked"]
 
-    # Never a secret on the console, in the state file or in status.
-    state_text = (bridge.root / "state/bridge-state.json").read_text()
+    # Never a secret on the console, in the state (every file of it, the SQLite database and
+    # its write-ahead log included) or in status.
+    state_text = "".join(
+        path.read_bytes().decode("latin-1")
+        for path in (bridge.root / "state").rglob("*")
+        if path.is_file()
+    )
     for text in [*outputs, state_text, json.dumps(final)]:
         assert not KEY_PATTERN.search(text)
 

@@ -31,7 +31,8 @@ from bridge.errors import (
 )
 from bridge.payload import ENDPOINT, Payload, encode
 from bridge.secrets import Secret
-from providers.aws import SecretsManagerProvider
+from providers.aws import AwsConnection
+from providers.aws.secrets_manager import SecretsManagerProvider
 
 POLICY = "unit-policy"
 SECRET = "team/langsmith"
@@ -174,7 +175,7 @@ def test_missing_credentials_are_access_denied() -> None:
 
 def test_a_missing_secret_reads_as_none_but_a_denied_read_raises() -> None:
     assert provider(FakeClient()).read() is None
-    assert provider(FakeClient()).read_version("v" * 32) is None
+    assert provider(FakeClient()).staging.read_version("v" * 32) is None
 
     denied = client_error("AccessDeniedException", "GetSecretValue")
     with pytest.raises(ProviderAccessDenied):
@@ -248,19 +249,21 @@ def test_the_client_is_built_lazily_and_a_missing_region_is_a_provider_error(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    unplaced = SecretsManagerProvider(AwsTarget(provider="aws", secret_id=SECRET), POLICY)
+    connection = AwsConnection()
+    unplaced = connection.target(AwsTarget(provider="aws", secret_id=SECRET), POLICY)
+    assert connection.clients.built == 0  # nothing is built before the first call
 
     with pytest.raises(ProviderError, match="region") as caught:
         unplaced.read()
 
     assert caught.value.operation == "read"
-    unplaced.close()
-    unplaced.close()
+    connection.close()
+    connection.close()
 
 
 @pytest.mark.parametrize("length", [1, 23, 32, 33, 36, 64, 65, 200])
 def test_request_tokens_always_fit_aws_limits_and_are_stable(length: int) -> None:
-    from providers.aws_secret import request_token
+    from providers.aws.secret_view import request_token
 
     rotation = ("r" * length)[:length]
     token = request_token(rotation)

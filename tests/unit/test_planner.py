@@ -86,7 +86,7 @@ def run_case(case: Case) -> Any:
     obs = Observation(
         now=NOW,
         targets=tuple(
-            TargetView(tid, "file", tid, fingerprint=fp, exists=fp is not None, owned=True)
+            TargetView(tid, "file", tid, fingerprint=fp, ownership="ours" if fp else "absent")
             for tid, fp in case.holders.items()
         ),
         acks={c: Ack(consumer=c, fingerprint=fp, at=NOW) for c, fp in case.acks.items()},
@@ -229,7 +229,7 @@ def test_unreadable_target_blocks_everything() -> None:
         now=NOW,
         targets=(
             TargetView(A, "file", A, error="permission denied"),
-            TargetView(B, "file", B, "fp2", True, True),
+            TargetView(B, "file", B, "fp2", "ours"),
         ),
         acks={c: Ack(consumer=c, fingerprint="fp2", at=NOW) for c in ("api", "worker")},
         keys={},
@@ -241,7 +241,7 @@ def test_unreadable_target_blocks_everything() -> None:
 
 
 def test_foreign_target_blocks_rotation() -> None:
-    obs = Observation(now=NOW, targets=(TargetView(A, "file", A, "fpX", exists=True, owned=False),))
+    obs = Observation(now=NOW, targets=(TargetView(A, "file", A, "fpX", ownership="foreign"),))
     result = plan(
         policy(target=[{"provider": "file", "path": "/out/a.env"}]), PolicyRecord(policy="p"), obs
     )

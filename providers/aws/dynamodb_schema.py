@@ -1,7 +1,7 @@
 """What the DynamoDB state backend stores and calls: the table, its keys, the IAM actions,
 the client port, and how the SDK's failures map onto ``StateError``.
 
-Kept apart from ``providers.dynamodb`` (the store) so that templates, IAM tests and docs can
+Kept apart from ``providers.aws.dynamodb`` (the store) so that templates, IAM tests and docs can
 read the table shape and the action list, and so each module stays small.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from bridge.errors import StateError
+from providers.aws.sdk import classify
 
 # The SDK method behind each IAM action the backend calls; it calls nothing else.
 METHODS = {
@@ -29,15 +29,6 @@ CONSUMER_ACK_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
 
 POLICY_PREFIX, LEASE_PREFIX, ACK_PREFIX = "policy#", "lease#", "ack#"
 TTL_ATTRIBUTE = "expires_at_epoch"
-
-_THROTTLED = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
-_UNAVAILABLE = frozenset({"InternalServerError", "ServiceUnavailable"})
-_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
-_BAD_CREDENTIALS = frozenset(
-    {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
-)
 
 
 class DynamoDBClient(Protocol):
@@ -117,36 +108,30 @@ class ConditionFailed(Exception):
 def map_error(
     exc: Exception, *, action: str, table: str, key: str, region: str | None
 ) -> Exception:
-    """The ``StateError`` (or ``ConditionFailed``) for an SDK failure of ``action`` on ``key``.
+    """The ``StateError`` (or ``ConditionFailed``) for an SDK failure of ``action`` on ``key``,
+    classified by ``providers.aws.sdk.classify`` like every AWS failure.
 
     The caller raises it ``from exc``.
     """
     where = f"DynamoDB {action} on table {table!r} ({key})"
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", ""), error.get("Message", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code == "ConditionalCheckFailedException":
-            return ConditionFailed(exc)
-        if code in _THROTTLED:
-            return StateUnavailable(f"{where}: throttled ({code}); retry later")
-        if code in _UNAVAILABLE or status >= 500:
-            return StateUnavailable(f"{where}: DynamoDB failed ({code or status}); retry later")
-        if code == "ResourceNotFoundException":
-            return StateError(
-                f"DynamoDB table {table!r} does not exist in {region or 'the default region'} "
-                "(or is not active yet): create it from the CloudFormation template, or check "
-                "state.table and state.region"
-            )
-        if code in _DENIED:
-            return StateError(
-                f"{where}: access denied: the role lacks dynamodb:{action}: {message}"
-            )
-        if code in _BAD_CREDENTIALS:
-            return StateError(f"{where}: AWS rejected the credentials ({code})")
-        return StateError(f"{where}: {code}: {message}")
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return StateUnavailable(f"{where}: unreachable: {exc}")
-    if isinstance(exc, BotoCoreError):  # no credentials, no region, invalid parameters
-        return StateError(f"{where}: {exc}")
-    return exc
+    failure = classify(exc)
+    if failure.kind == "condition" and isinstance(exc, ClientError):
+        return ConditionFailed(exc)
+    if failure.kind == "throttled":
+        return StateUnavailable(f"{where}: throttled ({failure.code}); retry later")
+    if failure.kind == "unavailable":
+        reason = "unreachable" if not isinstance(exc, ClientError) else "DynamoDB failed"
+        return StateUnavailable(f"{where}: {reason} ({failure.text}); retry later")
+    if failure.kind == "not_found":
+        return StateError(
+            f"DynamoDB table {table!r} does not exist in {region or 'the default region'} "
+            "(or is not active yet): create it from the CloudFormation template, or check "
+            "state.table and state.region"
+        )
+    if failure.kind == "denied":
+        return StateError(
+            f"{where}: access denied: the role lacks dynamodb:{action}: {failure.text}"
+        )
+    if failure.kind == "credentials":
+        return StateError(f"{where}: AWS rejected the credentials ({failure.code})")
+    return StateError(f"{where}: {failure.text}")

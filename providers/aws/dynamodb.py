@@ -44,6 +44,7 @@ Errors (all ``StateError``, each chained to the SDK's exception)::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import secrets
@@ -53,14 +54,12 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 
 from bridge.config.model import DynamoDBStateSettings
 from bridge.errors import LeaseHeld, StateConflict, StateError
 from bridge.state.model import Ack, PolicyRecord
-from providers.dynamodb_schema import (
+from providers.aws.dynamodb_schema import (
     CONSUMER_ACK_ACTIONS,
     DYNAMODB_ACTIONS,
     METHODS,
@@ -77,6 +76,7 @@ from providers.dynamodb_schema import (
     s,
     table_definition,
 )
+from providers.aws.sdk import SDK_ERRORS, AwsClients, classify
 
 __all__ = [
     "CONSUMER_ACK_ACTIONS",
@@ -111,14 +111,17 @@ class DynamoDBStateStore:
         clock: Callable[[], datetime] | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clients: AwsClients | None = None,
     ) -> None:
         self.settings = settings
         self.table = settings.table
         self._client = client
-        self._owned: Any = None  # the boto3 client this store built, closed by close()
+        self._clients = clients  # the connection's shared clients; else built on first use
+        self._owned: AwsClients | None = None  # clients this store built, closed by close()
         self._client_lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep
+        self._token = secrets.token_hex(8)
 
     # -- records -----------------------------------------------------------------------
 
@@ -137,12 +140,16 @@ class DynamoDBStateStore:
     def save(self, record: PolicyRecord) -> PolicyRecord:
         key = policy_key(record.policy)
         stored = record.model_copy(update={"version": record.version + 1})
+        text = stored.model_dump_json(exclude={"version"})
         item = {
             "pk": s(key),
             "version": n(stored.version),
-            "record": s(stored.model_dump_json(exclude={"version"})),
+            "record": s(text),
             "updated_at": s(self._clock().isoformat()),
-            "write_id": s(secrets.token_hex(8)),
+            # This store's token and the content at this version: a save the engine retries
+            # after a lost response recognises its own write instead of reporting a
+            # conflict, while another runner's identical write is still a conflict.
+            "write_id": s(f"{self._token}:{_digest(stored.version, text)}"),
         }
         condition: dict[str, Any] = (
             {"ConditionExpression": "attribute_not_exists(pk)"}
@@ -295,7 +302,7 @@ class DynamoDBStateStore:
     # -- the client --------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the client this store built; an injected client is the caller's."""
+        """Close the clients this store built; injected or shared ones are their owner's."""
         with self._client_lock:
             owned, self._owned = self._owned, None
             if owned is not None:
@@ -305,22 +312,18 @@ class DynamoDBStateStore:
     def _get_client(self) -> DynamoDBClient:
         with self._client_lock:
             if self._client is None:
+                clients = self._clients
+                if clients is None:
+                    clients = self._owned = AwsClients()
                 try:
-                    self._owned = boto3.session.Session().client(
-                        "dynamodb",
-                        region_name=self.settings.region,
-                        endpoint_url=self.settings.endpoint_url,
-                        config=Config(
-                            retries={"mode": "standard", "max_attempts": 5},
-                            connect_timeout=5,
-                            read_timeout=10,
-                        ),
+                    self._client = clients.client(
+                        "dynamodb", self.settings.region, self.settings.endpoint_url
                     )
                 except BotoCoreError as exc:  # e.g. no region configured anywhere
                     raise StateError(
-                        f"DynamoDB client for table {self.table!r} cannot be built: {exc}"
+                        f"DynamoDB client for table {self.table!r} cannot be built: "
+                        f"{classify(exc).text}"
                     ) from exc
-                self._client = self._owned
             return self._client
 
     def _call(self, action: str, key: str, /, **params: Any) -> dict[str, Any]:
@@ -335,7 +338,11 @@ class DynamoDBStateStore:
             params["TableName"] = self.table
         try:
             response: dict[str, Any] = method(**params)
-        except (ClientError, BotoCoreError) as exc:
+        except SDK_ERRORS as exc:
             region = self.settings.region
             raise map_error(exc, action=action, table=self.table, key=key, region=region) from exc
         return response
+
+
+def _digest(version: int, text: str) -> str:
+    return hashlib.sha256(f"{version}:{text}".encode()).hexdigest()[:16]
