@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from bridge.config import BridgeConfig, TargetConfig, read_admin_key
 from bridge.config.model import FileStateSettings, StateSettings
 from bridge.engine import Engine
+from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
 from bridge.engine.runner import utcnow
 from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
 from bridge.provider import Provider
@@ -90,7 +91,7 @@ def build_engine(
     return Engine(
         config,
         client,
-        state or open_state(config.state, connections),
+        state or _state(config.state, connections),
         open_target or connections.open,
         clock=clock,
         sleep=sleep,
@@ -99,16 +100,35 @@ def build_engine(
     )
 
 
-def open_state(settings: StateSettings, connections: Connections) -> StateStore:
-    """The state backend ``settings`` names; SDK-backed ones load on first use."""
+def open_state(
+    settings: StateSettings, connections: Connections, *, retry: RetryPolicy | None = None
+) -> StateStore:
+    """The state backend ``settings`` names, for code outside a run (``ack``, ``status``,
+    consumers), with the engine's retries of retryable failures."""
+    return GuardedState(_state(settings, connections), _guard(retry))
+
+
+def open_target(
+    target: TargetConfig,
+    policy: str,
+    connections: Connections,
+    *,
+    retry: RetryPolicy | None = None,
+) -> Provider:
+    """One target's adapter, for code that reads a target outside a run (status, consumers),
+    with the engine's retries of retryable failures."""
+    return GuardedProvider(connections.open(target, policy), _guard(retry))
+
+
+def _state(settings: StateSettings, connections: Connections) -> StateStore:
     if isinstance(settings, FileStateSettings):
         return FileStateStore(settings.path)
     return connections.state(settings)
 
 
-def open_target(target: TargetConfig, policy: str, connections: Connections) -> Provider:
-    """One target's adapter, for code that reads a target outside a run (status, consumers)."""
-    return connections.open(target, policy)
+def _guard(retry: RetryPolicy | None) -> Guard:
+    # One call at a time is all an entry point outside a run makes.
+    return Guard(per_store=1, retry=retry or RetryPolicy(), sleep=time.sleep)
 
 
 def fetch_config_text(reference: str, connections: Connections) -> str:

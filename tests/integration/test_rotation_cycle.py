@@ -149,3 +149,18 @@ def test_validate_online_checks_workspaces(make_bridge) -> None:  # type: ignore
     )
     code, out, _ = bridge.cli("validate", "--online")
     assert code == 1 and "unknown workspace" in out
+
+
+def test_run_json_reports_the_steps_it_carried_out_as_structured_actions(bridge: Bridge) -> None:
+    code, out, _ = bridge.cli("run", "--json")
+    assert code == 0
+    (outcome,) = json.loads(out)["policies"]
+    (step,) = outcome["done"]
+    assert step["action"] == "rotate"
+    assert step["reason"] == "no current key"
+    assert step["description"] == "rotate: no current key"
+
+    code, out, _ = bridge.cli("rotate", "tracing-prod", "--json")
+    (outcome,) = json.loads(out)["policies"]
+    assert [s["action"] for s in outcome["done"]] == ["rotate"]
+    assert outcome["done"][0]["reason"] == "rotation requested"

@@ -67,3 +67,12 @@ def test_the_lambda_entry_imports_no_sdk_until_it_needs_one() -> None:
         check=True,
     )
     assert emulator.stdout.strip() == "False"
+
+
+def test_the_cli_loads_the_emulator_only_for_its_verb() -> None:
+    code = (
+        "import sys; from bridge.cli import _parser; _parser().parse_args(['status']);"
+        "print(sorted(m for m in sys.modules if m.startswith('bridge.emulator.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['bridge.emulator.options']"

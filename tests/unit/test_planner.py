@@ -329,3 +329,85 @@ def test_a_stalled_aws_driven_rotation_is_abandoned() -> None:
     stalled = gen(2, Phase.PUBLISHING, native=True, started_at=NOW - timedelta(hours=2))
     result = run_case(Case([gen(1, Phase.CURRENT), stalled], {A: "fp1", B: "fp1"}, [Abandon]))
     assert [type(s) for s in result.steps] == [Abandon]
+
+
+# -- acting on the adapter's ownership decision ----------------------------------------
+
+
+def one_target(*views: TargetView, keys: dict[str, ApiKey] | None = None) -> Observation:
+    return Observation(
+        now=NOW, targets=views, keys={} if keys is None else keys, keys_listed_at=NOW
+    )
+
+
+def test_an_adoptable_target_of_a_new_policy_gets_the_first_key() -> None:
+    obs = one_target(TargetView(A, "file", A, "fpHand", ownership="adoptable"))
+
+    result = plan(
+        policy(target=[{"provider": "file", "path": "/out/a.env"}]), PolicyRecord(policy="p"), obs
+    )
+
+    assert [type(step) for step in result.steps] == [Rotate]
+    assert result.blocked is None
+
+
+def test_an_adoptable_target_beside_a_current_key_is_republished_not_taken_for_drift() -> None:
+    current = gen(1, Phase.CURRENT)
+    record = PolicyRecord(policy="p", generations=(current,))
+    obs = one_target(
+        TargetView(A, "file", A, "fp1", ownership="ours"),
+        TargetView(B, "file", B, "fpHand", ownership="adoptable"),
+        keys={"k1": key(1)},
+    )
+
+    result = plan(policy(), record, obs)
+
+    assert result.steps == (Republish("r1", A, (B,)),)
+
+
+def test_a_foreign_target_is_reported_with_the_adapters_reason() -> None:
+    why = "belongs to policy 'other'"
+    obs = one_target(TargetView(A, "aws", A, "fpX", ownership="foreign", detail=why))
+
+    result = plan(
+        policy(target=[{"provider": "file", "path": "/out/a.env"}]), PolicyRecord(policy="p"), obs
+    )
+
+    assert result.blocked == f"target {A} {why}; refusing to touch it"
+
+
+def test_without_the_key_listing_a_policy_with_work_is_blocked_not_acted_on() -> None:
+    obs = Observation(now=NOW, targets=(TargetView(A, "file", A), TargetView(B, "file", B)))
+
+    result = plan(policy(), PolicyRecord(policy="p"), obs)
+
+    assert result.steps == ()
+    assert result.blocked == "LangSmith key listing failed; not acting blind"
+
+
+def test_without_the_key_listing_a_policy_with_nothing_to_do_is_fine() -> None:
+    current = gen(1, Phase.CURRENT)
+    views = (TargetView(A, "file", A, "fp1", "ours"), TargetView(B, "file", B, "fp1", "ours"))
+
+    result = plan(
+        policy(), PolicyRecord(policy="p", generations=(current,)), Observation(NOW, views)
+    )
+
+    assert (result.steps, result.blocked) == ((), None)
+
+
+def test_status_and_planner_share_one_schedule() -> None:
+    from bridge.engine.planner import rotation_reason, rotation_schedule
+    from bridge.engine.status import next_rotation_at
+
+    for expires in (timedelta(days=60), timedelta(hours=20), timedelta(minutes=30)):
+        current = gen(1, Phase.CURRENT, expires_at=NOW - timedelta(days=1) + expires)
+        record = PolicyRecord(policy="p", generations=(current,))
+        due = next_rotation_at(policy(), current)
+        assert due == rotation_schedule(policy(), current).next_at
+        views = (TargetView(A, "file", A, "fp1", "ours"), TargetView(B, "file", B, "fp1", "ours"))
+        keys = {"k1": key(1)}
+        before = Observation(due - timedelta(seconds=1), views, keys=keys, keys_listed_at=NOW)
+        at = Observation(due, views, keys=keys, keys_listed_at=NOW)
+        assert rotation_reason(policy(), record, before) is None
+        assert rotation_reason(policy(), record, at) is not None
