@@ -59,4 +59,4 @@ show "$bin/langsmith-bridge" run
 show "$bin/langsmith-bridge" status
 show "$bin/langsmith-bridge" status --json
 echo
-echo "Done. State: demo/state/bridge-state.json (no key material in it). Emulator stopped."
+echo "Done. State: demo/state/bridge-state.db (no key material in it). Emulator stopped."

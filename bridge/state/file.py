@@ -1,99 +1,142 @@
-"""The embedded default state backend: one JSON file on a local disk.
+"""The embedded default state backend: one SQLite database (WAL mode) on a local disk.
 
-Writes replace the file atomically (write a temporary file, fsync it, rename it over the
-old one, fsync the folder), so a reader or a crash sees the old file or the new one, never
-half of one. Two processes on one host are kept apart by OS file locks: a short one around
-every read-modify-write, and one per policy held for the length of a lease. The kernel drops
-a dead process's locks, so a runner killed with SIGKILL never leaves a lease behind.
+A ``save`` is one compare-and-swap statement on one row, so its cost does not grow with the
+number of policies (the JSON-era backend rewrote and fsynced the whole state every time).
+SQLite's write-ahead log makes every commit atomic and, with ``synchronous = FULL``,
+durable once it returned; a process killed at any instant leaves the last commit in place.
+The schema and SQLite's error mapping are in ``sqlite_schema``; creating the database and
+importing a legacy JSON state (losing none of it) in ``migrate``.
+
+Concurrency:
+
+* Threads of one store each get their own connection, so reads run beside a writer's
+  fsync, and writers of one store queue on a lock of the store. Measured with 16 threads
+  (``benchmarks/bench_state.py --models``): writers meeting only in SQLite's busy handler,
+  which sleeps and polls, starve some saves for 50 to 200 ms; one shared connection is
+  no faster and makes every read wait behind a writer's fsync.
+* Other stores and other processes wait on SQLite's write lock for up to ``busy_timeout``
+  seconds; past it a write fails with the retryable ``StateBusy``.
+* A lease is an OS lock (``flock``) on ``<path>.locks/<policy>.lease``, held for the
+  ``with`` block. The kernel drops a dead process's locks, so a runner killed with SIGKILL
+  never leaves a lease behind, and its TTL is not needed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
+import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from bridge.errors import LeaseHeld, StateConflict, StateError
-from bridge.fsutil import atomic_write
+from bridge.state import sqlite_schema as schema
+from bridge.state.locks import locks_folder, open_lock
+from bridge.state.migrate import ensure_database
 from bridge.state.model import Ack, PolicyRecord
+from bridge.state.sqlite_schema import StateBusy
 
-FORMAT = 1
+__all__ = ["FileStateStore", "StateBusy"]
+
+BUSY_TIMEOUT_S = 10.0
 
 
 class FileStateStore:
-    """State in ``path``; lock files live beside it in ``<path>.locks/``."""
+    """State in the SQLite database ``path``; lock files live beside it in ``<path>.locks/``.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: The database file. Created (with its folder, mode 0600) on the first write; a
+            legacy JSON state found there or under the old ``.json`` name is imported.
+        busy_timeout: Seconds a write waits for another process's write to finish.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
-        self._locks = path.with_name(path.name + ".locks")
-        self._thread_lock = threading.Lock()
-        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._locks = locks_folder(path)
+        self._busy_timeout = busy_timeout
+        self._ready = False  # the database exists and is checked; never unset
+        self._setup_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+
+    # -- connections -------------------------------------------------------------------
+
+    def _has_database(self, *, create: bool) -> bool:
+        """Whether the database exists, made so first if ``create`` (or a legacy state is
+        there to import). Readers pass ``False``: reading a brand-new state creates nothing."""
+        if not self._ready:
+            with self._setup_lock:
+                self._ready = self._ready or ensure_database(self.path, create=create)
+        return self._ready
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        """This thread's connection to the database, opened on its first use."""
+        me = threading.current_thread()
+        with self._setup_lock:
+            conn = self._connections.get(me)
+            if conn is None:
+                self._close_finished_threads()
+                conn = schema.connect(self.path, busy_timeout=self._busy_timeout)
+                self._connections[me] = conn
+        return conn
+
+    def _close_finished_threads(self) -> None:
+        """Close the connections of threads that ended (a pool's workers come and go)."""
+        for thread in [t for t in self._connections if not t.is_alive()]:
+            self._connections.pop(thread).close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        try:
+            yield self._thread_connection() if self._has_database(create=False) else None
+        except sqlite3.Error as exc:
+            raise schema.sql_error(self.path, exc, "read") from exc
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            self._has_database(create=True)
+            try:
+                yield self._thread_connection()
+            except sqlite3.Error as exc:
+                raise schema.sql_error(self.path, exc, "written") from exc
+
+    def close(self) -> None:
+        """Close every connection; the store opens new ones if it is used again."""
+        with self._setup_lock:
+            connections, self._connections = self._connections, {}
+        for conn in connections.values():
+            conn.close()
 
     # -- reading -----------------------------------------------------------------------
 
-    def _snapshot(self) -> dict[str, Any]:
-        """The parsed file for read-only use, re-parsed only when the file was replaced.
-
-        Every write renames a new file into place, so (inode, size, mtime) names a version;
-        a run over many policies then parses the file once instead of once per policy.
-        """
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return self._read()
-        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        cached = self._cache
-        if cached is None or cached[0] != version:
-            cached = (version, self._read())
-            self._cache = cached
-        return cached[1]
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {"format": FORMAT, "policies": {}, "acks": {}}
-        except OSError as exc:
-            raise StateError(f"state file {self.path} cannot be read: {exc.strerror}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StateError(
-                f"state file {self.path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
-                "refusing to overwrite it: restore it from a backup or move it aside"
-            ) from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise StateError(f"state file {self.path} has an unknown format; refusing to touch it")
-        data.setdefault("policies", {})
-        data.setdefault("acks", {})
-        return data
-
     def load(self, policy: str) -> PolicyRecord:
-        raw = self._snapshot()["policies"].get(policy)
-        if raw is None:
+        with self._reading() as conn:
+            row = conn.execute(schema.SELECT_POLICY, (policy,)).fetchone() if conn else None
+        if row is None:
             return PolicyRecord(policy=policy)
         try:
-            return PolicyRecord.model_validate(raw)
+            return PolicyRecord.model_validate_json(row[1])
         except ValidationError as exc:
             raise StateError(f"state file {self.path}: record of {policy!r} is malformed") from exc
 
     def policies(self) -> list[str]:
-        return sorted(self._snapshot()["policies"])
+        with self._reading() as conn:
+            rows = conn.execute(schema.SELECT_NAMES).fetchall() if conn else []
+        return sorted(name for (name,) in rows)
 
     def acks(self, policy: str, consumers: Sequence[str] | None = None) -> dict[str, Ack]:
-        raw = self._snapshot()["acks"].get(policy, {})
+        with self._reading() as conn:
+            rows = conn.execute(schema.SELECT_ACKS, (policy,)).fetchall() if conn else []
         try:
             return {
-                consumer: Ack.model_validate(ack)
-                for consumer, ack in raw.items()
+                consumer: Ack.model_validate_json(ack)
+                for consumer, ack in rows
                 if consumers is None or consumer in consumers
             }
         except ValidationError as exc:
@@ -103,46 +146,36 @@ class FileStateStore:
 
     def save(self, record: PolicyRecord) -> PolicyRecord:
         stored = record.model_copy(update={"version": record.version + 1})
-
-        def change(data: dict[str, Any]) -> None:
-            existing = data["policies"].get(record.policy, {}).get("version", 0)
-            if existing != record.version:
-                # The cache key (inode, size, mtime) is a hint: two writes in one coarse
-                # timestamp tick can repeat it. Re-read on the retry that follows.
-                self._cache = None
+        text = stored.model_dump_json()
+        with self._writing() as conn:
+            # One statement, so one atomic transaction: the row changes only if its
+            # version is still the one read (or, for a new policy, if there is no row).
+            if record.version == 0:
+                args: tuple[object, ...] = (record.policy, stored.version, text)
+                cursor = conn.execute(schema.INSERT_NEW_POLICY, args)
+            else:
+                args = (stored.version, text, record.policy, record.version)
+                cursor = conn.execute(schema.UPDATE_POLICY, args)
+            if cursor.rowcount != 1:
+                # Read after the failed write, for the message only: it may be newer still.
+                row = conn.execute(schema.SELECT_POLICY, (record.policy,)).fetchone()
                 raise StateConflict(
-                    f"policy {record.policy!r}: expected version {record.version}, found {existing}"
+                    f"policy {record.policy!r}: expected version {record.version}, "
+                    f"found {row[0] if row else 0}"
                 )
-            data["policies"][record.policy] = stored.model_dump(mode="json")
-
-        self._update(change)
         return stored
 
     def record_ack(self, policy: str, ack: Ack) -> None:
-        def change(data: dict[str, Any]) -> None:
-            data["acks"].setdefault(policy, {})[ack.consumer] = ack.model_dump(mode="json")
+        with self._writing() as conn:
+            conn.execute(schema.UPSERT_ACK, (policy, ack.consumer, ack.model_dump_json()))
 
-        self._update(change)
-
-    def _update(self, change: Callable[[dict[str, Any]], None]) -> None:
-        with self._write_lock():
-            data = self._read()
-            change(data)
-            self._replace(json.dumps(data, indent=1, sort_keys=True))
-
-    def _replace(self, text: str) -> None:
-        try:
-            atomic_write(self.path, text)
-        except OSError as exc:
-            raise StateError(f"state file {self.path} cannot be written: {exc.strerror}") from exc
-
-    # -- locking -----------------------------------------------------------------------
+    # -- leases ------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lease(self, policy: str, owner: str, ttl: timedelta) -> Iterator[None]:
         # The OS lock lives as long as the process does, so ``ttl`` is not needed here.
         del owner, ttl
-        fd = _open_lock(self._locks / f"{policy}.lease")
+        fd = open_lock(self._locks / f"{policy}.lease")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -152,24 +185,3 @@ class FileStateStore:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
-
-    @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        with self._thread_lock:
-            fd = _open_lock(self._locks / "state.lock")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)
-
-    def close(self) -> None:
-        """Nothing is held between calls."""
-
-
-def _open_lock(path: Path) -> int:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise StateError(f"lock file {path} cannot be opened: {exc.strerror}") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from bridge.config.model import DynamoDBStateSettings
 from bridge.state import FileStateStore, StateStore
-from providers.dynamodb import DynamoDBStateStore, table_definition
+from providers.aws.dynamodb import DynamoDBStateStore, table_definition
 from tests.fakeaws import fake_aws_environment
 
 TABLE = "bridge-state"
@@ -71,7 +72,12 @@ def file_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     path: Path = request.getfixturevalue("tmp_path") / "state" / "bridge-state.json"
 
     def raw() -> str:
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+        """Every row of every table, as the SQL text SQLite itself dumps."""
+        if not path.exists():
+            return ""
+        uri = f"file:{path}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            return "\n".join(conn.iterdump())
 
     yield Backend("file", lambda: FileStateStore(path), raw)
 

@@ -2,18 +2,19 @@
 invariants of DESIGN.md after one clean run: file targets, file state.
 
 The loop, the watcher and the common checks are in ``harness``. Aimed kills here land right
-after the N-th replacement of the state file, a target's file replaced, or an engine event
+after the N-th commit to the state database, a target's file replaced, or an engine event
 logged, because the windows between two local writes are too short for random delays to
 hit. Watchers re-read each file every few milliseconds (it is never missing or half-written
 once it exists). On top of the common checks: no secret in the state folder (temporary
-files and locks included), and the state file parses whenever it is read.
+files and locks included), and the state database is intact whenever it is read.
 
 Set ``BRIDGE_CRASH_SEED`` to replay a seed (a failure prints it).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -94,7 +95,7 @@ target = [{{ provider = "file", path = "out/org.env", format = "dotenv" }}]
 
 
 class FileScenario(Scenario):
-    """Every target a file, the state one JSON file."""
+    """Every target a file, the state one SQLite database."""
 
     iterations = 50
 
@@ -112,16 +113,24 @@ class FileScenario(Scenario):
         super().__init__(root, emu, config, config_path, targets, env, processes)
 
     def records(self) -> dict[str, PolicyRecord]:
-        """Every policy's record; the file must parse whenever it is read (atomic writes)."""
+        """Every policy's record, read by SQLite itself; the database must be intact and
+        every record parse whenever it is read (atomic commits)."""
+        uri = f"file:{self.state_path}?mode=ro"
         try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-            return {n: PolicyRecord.model_validate(raw) for n, raw in data["policies"].items()}
-        except (OSError, ValueError, KeyError) as exc:  # pydantic's ValidationError too
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                if conn.execute("PRAGMA integrity_check").fetchone() != ("ok",):
+                    pytest.fail(f"state database {self.state_path.name} is damaged")
+                rows = conn.execute("SELECT name, record FROM policies").fetchall()
+            return {n: PolicyRecord.model_validate_json(raw) for n, raw in rows}
+        except (sqlite3.Error, ValueError) as exc:  # pydantic's ValidationError too
             pytest.fail(f"state file {self.state_path.name} is unreadable: {type(exc).__name__}")
 
     def triggers(self) -> list[Trigger]:
+        # Every commit appends to the write-ahead log; the database file itself changes
+        # only at checkpoints, so the log is what marks "the N-th write of the state".
+        wal = self.state_path.with_name(self.state_path.name + "-wal")
         return [
-            *(FileTrigger("state", str(n), self.state_path, count=n) for n in range(1, 7)),
+            *(FileTrigger("state", str(n), wal, count=n) for n in range(1, 7)),
             *(FileTrigger("target", t.name, t.path) for t in self.files),
             *(LogTrigger(event) for event in ENGINE_EVENTS[:4]),
         ]
