@@ -16,7 +16,7 @@ from bridge import aws_lambda
 from bridge.emulator import Emulator
 from providers.aws.dynamodb import table_definition
 from tests.contract.state_backends import atomic_moto_writes
-from tests.fakeaws import REGION, fake_aws_environment
+from tests.support.aws import REGION, fake_aws_environment
 
 SECRET = "langsmith/tracing-prod"
 TABLE = "bridge-state"

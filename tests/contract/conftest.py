@@ -20,7 +20,7 @@ from bridge.config.targets import AwsTarget, FileTarget
 from bridge.payload import Format, Payload, encode
 from bridge.provider import Provider
 from providers import Connections
-from tests.fakeaws import fake_aws_environment
+from tests.support.aws import fake_aws_environment
 
 POLICY = "contract-policy"
 

@@ -26,7 +26,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from bridge.config.model import DynamoDBStateSettings
 from bridge.state import FileStateStore, StateStore
 from providers.aws.dynamodb import DynamoDBStateStore, table_definition
-from tests.fakeaws import fake_aws_environment
+from tests.support.aws import fake_aws_environment
 
 TABLE = "bridge-state"
 REGION = "us-east-1"

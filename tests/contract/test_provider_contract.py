@@ -7,7 +7,6 @@ target. A scenario speaks only through the ``Provider`` protocol and the store's
 from __future__ import annotations
 
 import secrets
-import traceback
 import uuid
 
 import pytest
@@ -16,12 +15,10 @@ from bridge.errors import OwnershipError, ProviderError
 from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload
 from bridge.secrets import Secret
 from tests.contract.conftest import Target
+from tests.support.errors import full_text
+from tests.support.keys import new_key
 
 OTHER_POLICY = "someone-elses-policy"
-
-
-def new_key() -> str:
-    return "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
 
 
 def payload(policy: str, rotation_id: str | None = None, **settings: str) -> Payload:
@@ -32,11 +29,6 @@ def payload(policy: str, rotation_id: str | None = None, **settings: str) -> Pay
         api_key=Secret(new_key()),
         settings=settings or {ENDPOINT: "http://127.0.0.1:1984", WORKSPACE_ID: str(uuid.uuid4())},
     )
-
-
-def full_text(exc: BaseException) -> str:
-    """Everything a traceback of ``exc`` would print, chained causes included."""
-    return "".join(traceback.format_exception(exc)) + repr(exc)
 
 
 # -- reading and publishing ------------------------------------------------------------
@@ -280,7 +272,11 @@ def test_observing_a_published_target_sees_it_ours_with_its_key_and_version(
 
     seen = target.provider.observe({})
 
-    assert (seen.ownership, seen.fingerprint, seen.version) == ("ours", written.fingerprint, version)
+    assert (seen.ownership, seen.fingerprint, seen.version) == (
+        "ours",
+        written.fingerprint,
+        version,
+    )
     assert seen.owner == target.policy
 
 
@@ -292,7 +288,11 @@ def test_a_recorded_version_still_current_is_observed_without_reading_the_value(
 
     seen = target.provider.observe({version: written.fingerprint})
 
-    assert (seen.ownership, seen.fingerprint, seen.version) == ("ours", written.fingerprint, version)
+    assert (seen.ownership, seen.fingerprint, seen.version) == (
+        "ours",
+        written.fingerprint,
+        version,
+    )
     assert not seen.content_read
 
 
@@ -335,4 +335,3 @@ def test_what_observe_calls_foreign_publish_refuses(target: Target) -> None:
         target.provider.publish(payload(target.policy))
 
     assert target.tamper.snapshot() == before
-

@@ -4,7 +4,6 @@ consumer's latest ack, and never stores key material."""
 
 from __future__ import annotations
 
-import secrets
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,13 +16,10 @@ from bridge.secrets import KEY_PATTERN, fingerprint
 from bridge.state import StateStore
 from bridge.state.model import Ack, Generation, Phase, PolicyRecord
 from tests.contract.state_backends import BACKENDS, Backend
+from tests.support.keys import new_key
 
 TTL = timedelta(minutes=5)
 T0 = datetime(2025, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
-
-
-def new_key() -> str:
-    return "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
 
 
 def full_generation(n: int, phase: Phase, key: str | None = None) -> Generation:

@@ -3,16 +3,13 @@ process and watcher thread a test starts, whether it passes or fails."""
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from bridge.emulator import Emulator
-from tests.fakeaws import fake_aws_environment
+from tests.support.aws import serve_moto
 
 
 @pytest.fixture
@@ -49,19 +46,5 @@ def stoppers() -> Iterator[list[Callable[[], None]]]:
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A loopback moto server on a free port (its URL), reached with credentials that can
     only ever reach moto; its data is reset and it is stopped at teardown."""
-    fake_aws_environment(monkeypatch)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # never route loopback via a proxy
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    werkzeug = logging.getLogger("werkzeug")  # one line per request otherwise
-    monkeypatch.setattr(werkzeug, "level", logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    try:
+    with serve_moto(monkeypatch) as url:
         yield url
-    finally:
-        try:  # moto's backends live in this process: leave nothing to later tests
-            httpx.post(f"{url}/moto-api/reset", timeout=10.0, trust_env=False)
-        finally:
-            server.stop()

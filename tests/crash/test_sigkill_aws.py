@@ -79,7 +79,7 @@ from tests.crash.harness import (
     secrets_in,
     subprocess_env,
 )
-from tests.fakeaws import REGION
+from tests.support.aws import REGION
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import langsmith
@@ -15,10 +14,8 @@ from tests.emulator.conftest import MintKey
 
 @pytest.fixture
 def sdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """A clean SDK environment: no inherited LangSmith settings, no profile, no tracing."""
-    for name in list(os.environ):
-        if name.startswith(("LANGSMITH_", "LANGCHAIN_")):
-            monkeypatch.delenv(name)
+    """A clean SDK environment: no inherited LangSmith settings (the root conftest removes
+    them from every test), no profile, no tracing."""
     monkeypatch.setenv("LANGSMITH_CONFIG_FILE", str(tmp_path / "absent.json"))
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("LANGCHAIN_TRACING_V2", "false")

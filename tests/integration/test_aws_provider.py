@@ -8,27 +8,23 @@ what would reach AWS, not on what moto happens to keep.
 
 from __future__ import annotations
 
-import secrets
-import socket
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from bridge.config.targets import AwsTarget
 from bridge.errors import OwnershipError, ProviderConflict, ProviderError, ProviderNotFound
 from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload, decode, encode
 from bridge.secrets import Secret
 from providers import Connections
-from providers.aws.secret_calls import IMPLIED_ACTIONS
-from providers.aws.secret_calls import SECRETS_MANAGER_ACTIONS
+from providers.aws.secret_calls import IMPLIED_ACTIONS, SECRETS_MANAGER_ACTIONS
 from providers.aws.secrets_manager import SecretsManagerProvider
-from tests.fakeaws import fake_aws_environment
+from tests.support.aws import fake_aws_environment, serve_moto
+from tests.support.keys import new_key, rotation_id
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +33,6 @@ POLICY = "aws-policy"
 SECRET = "prod/langsmith"
 MANAGED = {"langsmith-bridge:managed": "true", "langsmith-bridge:policy": POLICY}
 WRITES = {"CreateSecret", "PutSecretValue", "UpdateSecretVersionStage", "TagResource"}
-
-
-def new_key() -> str:
-    return "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
-
-
-def rotation_id() -> str:
-    """Shaped as the engine makes them: 33 characters, a valid ClientRequestToken as is."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(8)
 
 
 def payload(policy: str = POLICY, rotation: str | None = None, key: str | None = None) -> Payload:
@@ -509,19 +496,8 @@ def test_the_iam_action_list_is_exactly_the_calls_made(aws: Aws) -> None:
 # -- over real HTTP --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_publish_and_read_back_through_a_moto_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    with serve_moto(monkeypatch) as endpoint:
         config = AwsTarget.model_validate(
             {"provider": "aws", "secret_id": SECRET, "region": REGION, "endpoint_url": endpoint}
         )
@@ -540,8 +516,6 @@ def test_publish_and_read_back_through_a_moto_server(monkeypatch: pytest.MonkeyP
         assert (
             decode(value["SecretString"], "json")["LANGSMITH_API_KEY"] == written.api_key.reveal()
         )
-    finally:
-        server.stop()
 
 
 def test_discard_unstages_an_abandoned_rotation_only(aws: Aws) -> None:

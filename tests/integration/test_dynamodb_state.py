@@ -15,13 +15,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from bridge.config.model import DynamoDBStateSettings
 from bridge.errors import LeaseHeld, StateConflict, StateError
 from bridge.secrets import fingerprint
-from bridge.wiring import Connections, open_state
 from bridge.state.model import Ack, PolicyRecord
+from bridge.wiring import Connections, open_state
 from providers.aws.dynamodb import (
     BATCH_ATTEMPTS,
     CONSUMER_ACK_ACTIONS,
@@ -32,7 +31,8 @@ from providers.aws.dynamodb import (
     table_definition,
 )
 from providers.aws.dynamodb_schema import METHODS, TTL_ATTRIBUTE, ack_key
-from tests.contract.state_backends import REGION, atomic_moto_writes, fake_aws_environment
+from tests.contract.state_backends import atomic_moto_writes
+from tests.support.aws import REGION, client_error, fake_aws_environment, serve_moto
 
 pytestmark = pytest.mark.integration
 
@@ -114,11 +114,6 @@ class Scripted:
 
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
         return self._answer("batch_get_item", params)
-
-
-def client_error(code: str, status: int = 400, action: str = "PutItem") -> ClientError:
-    body = {"Error": {"Code": code, "Message": f"{code} happened"}}
-    return ClientError({**body, "ResponseMetadata": {"HTTPStatusCode": status}}, action)
 
 
 def enter_lease(store: DynamoDBStateStore) -> None:
@@ -293,9 +288,9 @@ RETRYABLE = {
     ),
     "ThrottlingException": client_error("ThrottlingException"),
     "RequestLimitExceeded": client_error("RequestLimitExceeded"),
-    "InternalServerError": client_error("InternalServerError", 500),
-    "HTTP 503": client_error("ServiceUnavailable", 503),
-    "unexpected 5xx": client_error("SomethingNew", 502),
+    "InternalServerError": client_error("InternalServerError", status=500),
+    "HTTP 503": client_error("ServiceUnavailable", status=503),
+    "unexpected 5xx": client_error("SomethingNew", status=502),
     "connection refused": EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
     "read timeout": ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
 }
@@ -321,7 +316,7 @@ def test_throttling_and_unavailability_are_retryable_state_errors(
     [("load", "GetItem"), ("save", "PutItem"), ("policies", "Scan"), ("acks", "BatchGetItem")],
 )
 def test_access_denied_says_which_action_was_denied(operation: str, action: str) -> None:
-    denied = client_error("AccessDeniedException", action=action)
+    denied = client_error("AccessDeniedException", operation=action)
     store = DynamoDBStateStore(SETTINGS, client=Scripted(denied))
 
     with pytest.raises(StateError) as caught:
@@ -481,16 +476,8 @@ def test_a_runner_calls_exactly_the_listed_iam_actions(table: Any, clock: Clock)
 
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    fake_aws_environment(monkeypatch)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # never route the local server via a proxy
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with serve_moto(monkeypatch) as url:
+        yield url
 
 
 def test_the_store_opened_from_settings_works_against_a_moto_server(moto_server: str) -> None:
@@ -501,7 +488,7 @@ def test_the_store_opened_from_settings_works_against_a_moto_server(moto_server:
     )
     with Connections() as connections:
         store = open_state(settings, connections)
-        assert isinstance(store, DynamoDBStateStore)
+        assert isinstance(getattr(store, "inner", None), DynamoDBStateStore)  # retried
 
         saved = store.save(store.load("p").model_copy(update={"last_run_at": T0}))
         with store.lease("p", "host:1", TTL), pytest.raises(LeaseHeld):

@@ -15,8 +15,9 @@ from bridge.marker import Marker
 from bridge.payload import API_KEY
 from bridge.secrets import Secret
 from bridge.state import Ack, Phase
-from providers.file import FileProvider
+from providers import Connections
 from tests.integration.conftest import Bridge, policy_toml
+from tests.support.faults import ALWAYS, AdminKeyOnly, faulty_targets
 
 pytestmark = pytest.mark.integration
 
@@ -169,50 +170,39 @@ def test_deleted_target_file_is_republished_from_another_target(make_bridge, emu
     assert (bridge.root / "out/p.json").exists()
 
 
-def test_failed_publish_is_resumed_by_the_next_run(
-    make_bridge, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+def test_failed_publish_is_resumed_by_the_next_run(make_bridge) -> None:  # type: ignore[no-untyped-def]
     toml = (
         policy_toml("p", ack="grace")
         + '\n[[policy.target]]\nprovider = "file"\npath = "out/p.json"\nformat = "json"'
     )
     bridge = make_bridge(toml)
-    original = FileProvider.publish
-
-    def flaky(self: FileProvider, payload):  # type: ignore[no-untyped-def]
-        if self.path.suffix == ".json":
-            raise ProviderUnavailable(
-                "disk on fire", provider="file", operation="publish", reference=str(self.path)
-            )
-        return original(self, payload)
-
-    monkeypatch.setattr(FileProvider, "publish", flaky)
-    with bridge.engine() as engine:
-        report = engine.run(engine.select())
+    on_fire = ProviderUnavailable(
+        "disk on fire", provider="file", operation="publish", reference="p"
+    )
+    with Connections() as connections:
+        targets = faulty_targets(connections, {".json": {"publish": on_fire}}, times=ALWAYS)
+        with bridge.engine(connections=connections, open_target=targets) as engine:
+            report = engine.run(engine.select())
     assert not report.ok and "disk on fire" in (report.outcomes[0].error or "")
+    json_publishes = [c for c in targets.calls if c.name.endswith(".json.publish")]
+    assert json_publishes and all(c.failed for c in json_publishes)  # the injected fault
     (pending,) = bridge.store().load("p").by_phase(Phase.PUBLISHING)
-    monkeypatch.setattr(FileProvider, "publish", original)
     report = bridge.run()
-    assert report.outcomes[0].done[0].describe().startswith(f"resume rotation {pending.rotation_id}")
+    assert (
+        report.outcomes[0].done[0].describe().startswith(f"resume rotation {pending.rotation_id}")
+    )
     current = bridge.store().load("p").current()
     assert current is not None and current.rotation_id == pending.rotation_id
     assert len(live_bridge_keys(bridge)) == 1
 
 
-def test_key_that_fails_verification_is_abandoned_and_never_published(
-    make_bridge, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+def test_key_that_fails_verification_is_abandoned_and_never_published(make_bridge) -> None:  # type: ignore[no-untyped-def]
     bridge = make_bridge(policy_toml("p", ack="grace"))
-
-    def reject(self, key, *, workspace_id=None):  # type: ignore[no-untyped-def]
-        from bridge.errors import LangSmithAuthError
-
-        raise LangSmithAuthError("Invalid token", operation="verify_key", status=401)
-
-    monkeypatch.setattr(LangSmithClient, "verify_key", reject)
-    with bridge.engine() as engine:
+    refusing = AdminKeyOnly(bridge.emu.bootstrap["admin_key"])
+    with bridge.engine(transport=refusing) as engine:
         report = engine.run(engine.select())
     assert not report.ok and "rejected" in (report.outcomes[0].error or "")
+    assert refusing.refused == 1  # verify_attempts = 1: the new key's one try
     assert not (bridge.root / "out/p.env").exists()
     assert live_bridge_keys(bridge) == []
     assert [g.phase for g in bridge.store().load("p").generations] == [Phase.ABANDONED]

@@ -20,7 +20,9 @@ def test_the_layer_contracts_hold() -> None:
     """The import-linter contracts in pyproject.toml: the layers, providers only from the
     wiring, no cloud SDK in the core, each store only its own SDK, an independent emulator."""
     lint = Path(sys.executable).with_name("lint-imports")
-    done = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [str(lint), "--no-cache"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
 

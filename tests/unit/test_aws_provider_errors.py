@@ -6,12 +6,10 @@ key material anywhere in the text. A hand-written fake client stands in for boto
 from __future__ import annotations
 
 import secrets
-import traceback
 from typing import Any
 
 import pytest
 from botocore.exceptions import (
-    ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -33,6 +31,9 @@ from bridge.payload import ENDPOINT, Payload, encode
 from bridge.secrets import Secret
 from providers.aws import AwsConnection
 from providers.aws.secrets_manager import SecretsManagerProvider
+from tests.support.aws import client_error
+from tests.support.errors import full_text
+from tests.support.keys import new_key
 
 POLICY = "unit-policy"
 SECRET = "team/langsmith"
@@ -43,21 +44,9 @@ TAGS = [
 ]
 
 
-def new_key() -> str:
-    return "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
-
-
 def payload() -> Payload:
     rotation = "20261127T130449Z-" + secrets.token_hex(8)
     return Payload(POLICY, rotation, Secret(new_key()), {ENDPOINT: "https://api.example"})
-
-
-def client_error(code: str, operation: str, status: int = 400, message: str = "") -> ClientError:
-    response = {
-        "Error": {"Code": code, "Message": message or f"{code} happened"},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-    }
-    return ClientError(response, operation)
 
 
 class FakeClient:
@@ -109,10 +98,6 @@ class FakeClient:
 
 def provider(client: FakeClient) -> SecretsManagerProvider:
     return SecretsManagerProvider(TARGET, POLICY, client=client)
-
-
-def full_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc)) + repr(exc)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import secrets
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from bridge.config import (
 )
 from bridge.config.model import LangSmithSettings
 from bridge.errors import ConfigError
+from tests.support.keys import new_key
 
 WORKSPACE = str(uuid.uuid4())
 
@@ -55,10 +55,6 @@ on_timeout = "hold"
   path = "out/tracing-prod.env"
   format = "dotenv"
 """.replace("<workspace uuid>", WORKSPACE)
-
-
-def new_key() -> str:
-    return "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
 
 
 def example() -> dict[str, Any]:

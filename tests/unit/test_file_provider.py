@@ -33,13 +33,10 @@ from bridge.payload import (
 )
 from bridge.secrets import Secret
 from providers.file import FileProvider
+from tests.support.keys import new_key
 
 POLICY = "file-policy"
 FORMATS: list[Format] = ["dotenv", "json"]
-
-
-def new_key() -> str:
-    return "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
 
 
 def payload(rotation_id: str | None = None) -> Payload:

@@ -18,12 +18,9 @@ import pytest
 
 from bridge.logs import RedactingFilter, configure, event
 from bridge.secrets import Secret, fingerprint, redact
+from tests.support.keys import new_key
 
 FINGERPRINT = re.compile(r"sha256:[0-9a-f]{16}")
-
-
-def new_key(kind: str = "sk") -> str:
-    return f"lsv2_{kind}_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
 
 
 def legacy_key() -> str:
