@@ -3,8 +3,11 @@
     BridgeError
     ├── ConfigError                     bad configuration; exit code 2, nothing touched
     ├── StateError                      the state store failed
-    │   ├── StateConflict               a compare-and-swap lost the race
-    │   └── LeaseHeld                   another runner holds the policy's lease
+    │   ├── StateConflict               a compare-and-swap lost the race (not retryable:
+    │   │                               the same write would lose again; reload instead)
+    │   ├── LeaseHeld                   another runner holds the policy's lease
+    │   └── (per backend)               StateBusy (SQLite), StateUnavailable (DynamoDB):
+    │                                   retryable
     ├── ProviderError                   a secret store failed (provider, operation, reference)
     │   ├── ProviderNotFound
     │   ├── ProviderAccessDenied
@@ -46,9 +49,12 @@ class StateError(BridgeError):
 
 
 class StateConflict(StateError):
-    """A compare-and-swap write found a newer version than the one it read."""
+    """A compare-and-swap write found a newer version than the one it read.
 
-    retryable = True
+    Not retryable: sending the same write again loses again. The engine retries only what
+    ``retryable`` marks, so a conflict fails the policy's run, and the next run starts from
+    the newer record.
+    """
 
 
 class LeaseHeld(StateError):
