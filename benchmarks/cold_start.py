@@ -2,7 +2,9 @@
 
 Each statement runs in a fresh interpreter, alternating so machine noise hits all alike;
 the table shows the median wall time of the process and, from ``-X importtime``, the
-cumulative import time of the top-level module. Ratios are to ``import boto3``.
+cumulative import time of the top-level module. Ratios are to ``import boto3``. The last
+two rows add what a container's first invocation does before its first AWS call: parse a
+typical configuration, then build the LangSmith client (which loads ``httpx``).
 
     .venv/bin/python benchmarks/cold_start.py --runs 15
 """
@@ -16,12 +18,69 @@ import subprocess
 import sys
 import time
 
+# A typical Lambda deployment's configuration: DynamoDB state, fan-out, AWS targets.
+TYPICAL_CONFIG = """
+[langsmith]
+region = "eu"
+admin_key_secret = "langsmith-bridge/admin-key"
+organization_id = "5f0c6d2e-8d3b-4f7e-9a41-2c1b8e6a7d90"
+instance = "prod"
+
+[state]
+backend = "dynamodb"
+table = "langsmith-bridge-state"
+
+[run]
+concurrency = 4
+fanout_queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/langsmith-bridge"
+
+[[policy]]
+name = "tracing-prod"
+workspaces = ["0b8f3c1a-6e2d-4c5b-9f7a-1d2e3f4a5b6c"]
+rotate_every = "30d"
+key_ttl = "60d"
+consumers = ["api", "worker"]
+
+  [[policy.target]]
+  provider = "aws"
+  secret_id = "prod/langsmith"
+  region = "eu-west-1"
+
+[[policy]]
+name = "evals"
+ack = "grace"
+rotate_every = "7d"
+key_ttl = "14d"
+min_overlap = "1d"
+
+  [[policy.target]]
+  provider = "aws"
+  secret_id = "evals/langsmith"
+  replica_regions = ["eu-central-1"]
+
+  [[policy.target]]
+  provider = "file"
+  path = "/tmp/evals.env"
+  format = "json"
+"""
+
 CASES = {
     "python -c pass": "pass",
     "import boto3": "import boto3",
     "import bridge.aws_lambda": "import bridge.aws_lambda",
     "handler + AWS adapters (first AWS call)": (
-        "import bridge.aws_lambda, providers.aws, providers.dynamodb"
+        "import bridge.aws_lambda, providers.aws.secrets_manager, providers.aws.dynamodb"
+    ),
+    "import + parse a typical config": (
+        "import bridge.aws_lambda, tomllib; from bridge.config import parse_config; "
+        f"parse_config(tomllib.loads({TYPICAL_CONFIG!r}))"
+    ),
+    # What a first invocation adds before any AWS call: the engine's LangSmith client.
+    "  + LangSmith client (first invocation)": (
+        "import bridge.aws_lambda, tomllib; from bridge.config import parse_config; "
+        "from bridge.langsmith import LangSmithClient; from bridge.secrets import Secret; "
+        f"config = parse_config(tomllib.loads({TYPICAL_CONFIG!r})); "
+        "LangSmithClient(config.langsmith.api_endpoint, Secret('k')).close()"
     ),
 }
 

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +120,8 @@ def load_reference(reference: str, connections: Connections | None = None) -> Br
             if connections is None:
                 connections = owned.enter_context(Connections())
             text = fetch_config_text(reference, connections)
+        import tomllib  # only a remote config is TOML text here (cold start)
+
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

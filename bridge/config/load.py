@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +36,8 @@ def load_config(path: Path) -> BridgeConfig:
         ConfigError: the file is missing, not TOML, or fails validation. The message names
             every bad field by its dotted path (``policy[0].rotate_every``).
     """
+    import tomllib  # here, not at import: only reading a file needs the TOML parser
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -151,17 +152,28 @@ def _anchor_value(value: Any, base: Path) -> Any:
     return value
 
 
-def read_admin_key(settings: LangSmithSettings, environ: Mapping[str, str] | None = None) -> Secret:
-    """The admin key, from the variable, file or AWS secret the config names.
+def read_admin_key(
+    settings: LangSmithSettings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    read_secret: Callable[[str], str] | None = None,
+) -> Secret:
+    """The admin key, from the variable, file or secret-store secret the config names.
+
+    Args:
+        settings: The ``[langsmith]`` section.
+        environ: The environment (default ``os.environ``).
+        read_secret: Reads ``admin_key_secret`` (the wiring passes the AWS one, so that
+            boto3 loads only where an AWS secret is used).
 
     Raises:
         ConfigError: the variable is unset or empty, the file or secret is missing or empty.
     """
     environ = os.environ if environ is None else environ
     if settings.admin_key_secret:
-        from providers.aws_runtime import admin_key  # boto3 only where an AWS secret is used
-
-        return Secret(admin_key(settings.admin_key_secret))
+        if read_secret is None:
+            raise ConfigError("langsmith.admin_key_secret: no secret reader is wired in")
+        return Secret(read_secret(settings.admin_key_secret))
     if settings.admin_key_env:
         value = environ.get(settings.admin_key_env, "").strip()
         if not value:

@@ -8,18 +8,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from bridge.config.base import Frozen as _Frozen
 from bridge.config.durations import Duration
 from bridge.config.targets import TargetConfig
 from bridge.langsmith.endpoints import REGION_ENDPOINTS
 from bridge.secrets import redact
 
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def _uuid(value: str) -> str:
@@ -116,10 +113,10 @@ class LangSmithSettings(_Frozen):
 
 
 class FileStateSettings(_Frozen):
-    """State in one local JSON file: the embedded default for a single host or a volume."""
+    """State in one local SQLite database (WAL): the embedded default for a host or a volume."""
 
     backend: Literal["file"] = "file"
-    path: Path = Field(Path("state/bridge-state.json"), description="Relative to the config file.")
+    path: Path = Field(Path("state/bridge-state.db"), description="Relative to the config file.")
 
 
 class DynamoDBStateSettings(_Frozen):

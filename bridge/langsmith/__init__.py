@@ -9,13 +9,33 @@ Typical use::
         client.verify_key(created.key)
 
 Every failure is a ``bridge.errors.LangSmithError``; see ``bridge.errors`` for the tree.
+
+The names below load on first use (PEP 562), so importing a light submodule such as
+``bridge.langsmith.endpoints`` (the configuration does) costs only that submodule.
 """
 
-from bridge.langsmith.client import LangSmithClient
-from bridge.langsmith.endpoints import REGION_ENDPOINTS, normalize_endpoint
-from bridge.langsmith.models import ApiKey, CreatedKey, Workspace
-from bridge.langsmith.ratelimit import RateLimiter
-from bridge.langsmith.retry import RetryPolicy
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bridge.langsmith.client import LangSmithClient
+    from bridge.langsmith.endpoints import REGION_ENDPOINTS, normalize_endpoint
+    from bridge.langsmith.models import ApiKey, CreatedKey, Workspace
+    from bridge.langsmith.ratelimit import RateLimiter
+    from bridge.langsmith.retry import RetryPolicy
+
+_HOMES = {
+    "LangSmithClient": "client",
+    "REGION_ENDPOINTS": "endpoints",
+    "normalize_endpoint": "endpoints",
+    "ApiKey": "models",
+    "CreatedKey": "models",
+    "Workspace": "models",
+    "RateLimiter": "ratelimit",
+    "RetryPolicy": "retry",
+}
 
 __all__ = [
     "REGION_ENDPOINTS",
@@ -27,3 +47,18 @@ __all__ = [
     "Workspace",
     "normalize_endpoint",
 ]
+
+
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name here
+
+    def __getattr__(name: str) -> object:
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(f"{__name__}.{home}"), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

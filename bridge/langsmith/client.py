@@ -18,12 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from bridge import __version__
-from bridge.langsmith._http import Requester
 from bridge.langsmith.endpoints import normalize_endpoint
 from bridge.langsmith.models import (
     ApiKey,
@@ -37,6 +34,9 @@ from bridge.langsmith.models import (
 from bridge.langsmith.ratelimit import RateLimiter
 from bridge.langsmith.retry import RetryPolicy
 from bridge.secrets import Secret
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_RETRY: Final = RetryPolicy()
 DEFAULT_USER_AGENT: Final = f"langsmith-bridge/{__version__}"
@@ -91,6 +91,12 @@ class LangSmithClient:
             raise ValueError("api_key is empty")
         org = None if organization_id is None else _check_id(organization_id, "organization_id")
         self._fingerprint = api_key.fingerprint
+        # httpx (tens of ms) loads with the first client, not at import: importing the
+        # package, as the configuration and the Lambda entry do, stays cheap.
+        import httpx
+
+        from bridge.langsmith._http import Requester
+
         http = httpx.Client(
             transport=transport,
             timeout=timeout,

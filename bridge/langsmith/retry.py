@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     seconds = _number(raw)
     if seconds is not None:
         return max(seconds, 0.0)
+    from email.utils import parsedate_to_datetime  # rare path; email costs ms to import
+
     try:
         when = parsedate_to_datetime(raw.strip())
     except (TypeError, ValueError, IndexError):

@@ -36,7 +36,8 @@ def new_rotation_id(now: datetime) -> str:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: validators are built on first use, not at import (Lambda cold start).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class Generation(_Record):

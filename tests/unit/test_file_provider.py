@@ -185,19 +185,22 @@ from bridge.payload import Payload
 from bridge.secrets import Secret
 from providers.file import FileProvider
 
+def provider(path):
+    return FileProvider(FileTarget(provider="file", path=Path(path)), "file-policy")
+
+# Everything is built before privileges are dropped: ``nobody`` cannot read the interpreter's
+# own library here, and models build (and import) lazily on first use.
+writer, reader = provider(sys.argv[1]), provider(sys.argv[2])
+payload = Payload(policy="file-policy", rotation_id="r1", api_key=Secret("lsv2_sk_" + "0" * 32))
 if os.geteuid() == 0:
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
 
-def provider(path):
-    return FileProvider(FileTarget(provider="file", path=Path(path)), "file-policy")
-
-payload = Payload(policy="file-policy", rotation_id="r1", api_key=Secret("lsv2_sk_" + "0" * 32))
 attempts = {
-    "publish": lambda: provider(sys.argv[1]).publish(payload),
-    "validate": lambda: provider(sys.argv[1]).validate(),
-    "read": lambda: provider(sys.argv[2]).read(),
+    "publish": lambda: writer.publish(payload),
+    "validate": lambda: writer.validate(),
+    "read": lambda: reader.read(),
 }
 outcome = {}
 for name, attempt in attempts.items():
