@@ -10,7 +10,9 @@
   version, and supersede the previous generation.
 
 Revocation of the superseded key still waits for its gate; a later scheduled run does it.
-Every step is idempotent, as AWS retries failed steps.
+Every step is idempotent, as AWS retries failed steps. What each step does is decided by
+``native_plan.decide``, a pure function; this module reads what it needs (through the
+target's ``staging`` capability) and carries the decision out.
 """
 
 from __future__ import annotations
