@@ -15,7 +15,8 @@ rotation run including the observation that precedes it:
    ``AWSPREVIOUS`` to the superseded version; ``retire`` clears it once its key is revoked.
 
 A no-op run costs one ``DescribeSecret``: when AWSCURRENT is on a version the state
-recorded, its content is known (versions are immutable), so no value is read.
+recorded, its content is known (versions are immutable), so no value is read. Revoking a
+superseded key later costs one more call in the run that does it: clearing AWSPREVIOUS.
 
 The native rotation protocol drives steps 3-4 itself through ``staging``
 (``providers.aws.staging``), with its own token.
@@ -151,7 +152,9 @@ class SecretsManagerProvider:
     def retire(self, version: str) -> None:
         """Clear ``AWSPREVIOUS`` from ``version`` if it still has it; never touch AWSCURRENT."""
         operation = "retire"
-        view, self._view = self._calls.describe(operation), None
+        # The observation's describe serves: removing AWSPREVIOUS names the version that
+        # must hold it, so a label that moved meanwhile makes the call fail, not misfire.
+        view, self._view = self._view or self._calls.describe(operation), None
         if view is None or view.pending_deletion or PREVIOUS not in view.labels(version):
             return
         self._writer.require_ours(view, operation)

@@ -120,3 +120,20 @@ def test_every_target_and_policy_of_a_process_shares_one_client(
     run(bridge, "p1")
 
     assert connections.connection("aws").clients.built == 1
+
+
+def test_revoking_the_superseded_key_costs_one_call_beside_the_observation(
+    engine: tuple[Engine, Connections], calls: SecretsManagerCalls
+) -> None:
+    bridge, _ = engine
+    run(bridge)
+    run(bridge, "p0")
+    calls.take()
+
+    report = bridge.run(bridge.select(["p0"]))
+
+    assert [type(step).__name__ for step in report.outcomes[0].done] == ["Revoke"]
+    assert calls.take() == [
+        "DescribeSecret",  # observe, reused by retire
+        "UpdateSecretVersionStage",  # AWSPREVIOUS cleared from the revoked key's version
+    ]
