@@ -42,18 +42,36 @@ _ID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}(?=/|$)")
 
 
 class CountingTransport(httpx.BaseTransport):
-    """An ``httpx.HTTPTransport`` that counts requests by method and path (ids elided)."""
+    """Counts requests by method and path (ids elided), then sends them.
+
+    Handing the client a transport makes it share one connection pool among all requests
+    (see ``bridge.langsmith._http.ClientPool``), so this transport lends one
+    ``httpx.HTTPTransport`` to each request in flight, as the production client lends one
+    client each: the benchmark pays for pooling what production pays.
+    """
 
     def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
         self._lock = threading.Lock()
+        self._idle: list[httpx.HTTPTransport] = []
+        self._every: list[httpx.HTTPTransport] = []
         self.counts: Counter[str] = Counter()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = _ID.sub("/{id}", request.url.path)
         with self._lock:
             self.counts[f"{request.method} {path}"] += 1
-        return self._inner.handle_request(request)
+            inner = self._idle.pop() if self._idle else None
+        if inner is None:
+            inner = httpx.HTTPTransport()
+            with self._lock:
+                self._every.append(inner)
+        try:
+            response = inner.handle_request(request)
+            response.read()  # the connection is free again before the transport is
+            return response
+        finally:
+            with self._lock:
+                self._idle.append(inner)
 
     def take(self) -> Counter[str]:
         """The counts since the last ``take``."""
@@ -62,7 +80,8 @@ class CountingTransport(httpx.BaseTransport):
         return counts
 
     def close(self) -> None:
-        self._inner.close()
+        for inner in self._every:
+            inner.close()
 
 
 class AwsCounter:
