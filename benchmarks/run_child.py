@@ -42,36 +42,18 @@ _ID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}(?=/|$)")
 
 
 class CountingTransport(httpx.BaseTransport):
-    """Counts requests by method and path (ids elided), then sends them.
-
-    Handing the client a transport makes it share one connection pool among all requests
-    (see ``bridge.langsmith._http.ClientPool``), so this transport lends one
-    ``httpx.HTTPTransport`` to each request in flight, as the production client lends one
-    client each: the benchmark pays for pooling what production pays.
-    """
+    """An ``httpx.HTTPTransport`` that counts requests by method and path (ids elided)."""
 
     def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
         self._lock = threading.Lock()
-        self._idle: list[httpx.HTTPTransport] = []
-        self._every: list[httpx.HTTPTransport] = []
         self.counts: Counter[str] = Counter()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = _ID.sub("/{id}", request.url.path)
         with self._lock:
             self.counts[f"{request.method} {path}"] += 1
-            inner = self._idle.pop() if self._idle else None
-        if inner is None:
-            inner = httpx.HTTPTransport()
-            with self._lock:
-                self._every.append(inner)
-        try:
-            response = inner.handle_request(request)
-            response.read()  # the connection is free again before the transport is
-            return response
-        finally:
-            with self._lock:
-                self._idle.append(inner)
+        return self._inner.handle_request(request)
 
     def take(self) -> Counter[str]:
         """The counts since the last ``take``."""
@@ -80,8 +62,7 @@ class CountingTransport(httpx.BaseTransport):
         return counts
 
     def close(self) -> None:
-        for inner in self._every:
-            inner.close()
+        self._inner.close()
 
 
 class AwsCounter:

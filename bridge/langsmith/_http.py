@@ -9,12 +9,10 @@ status, attempt number and elapsed milliseconds, nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -57,7 +55,7 @@ class Requester:
         endpoint: str,
         api_key: Secret,
         organization_id: str | None,
-        client: httpx.Client | ClientPool,
+        client: httpx.Client,
         retry: RetryPolicy,
         sleep: Callable[[float], None],
         rand: Callable[[], float],
@@ -67,14 +65,14 @@ class Requester:
         self._endpoint = endpoint
         self._api_key = api_key
         self._organization_id = organization_id
-        self._clients = client if isinstance(client, ClientPool) else ClientPool(shared=client)
+        self._client = client
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
 
     def close(self) -> None:
-        """Close the underlying ``httpx`` clients."""
-        self._clients.close()
+        """Close the underlying ``httpx.Client``."""
+        self._client.close()
 
     def fetch(
         self, op: str, method: str, route: str, parse: Callable[[Any], _T], **kwargs: Any
@@ -142,8 +140,7 @@ class Requester:
         if tenant is not None:
             headers["X-Tenant-Id"] = tenant
         url = f"{self._endpoint}{API_PREFIX}{path}"
-        with self._clients.lend() as client:
-            request = client.build_request(method, url, headers=headers, json=body, params=params)
+        request = self._client.build_request(method, url, headers=headers, json=body, params=params)
         return self._with_retries(op, request, API_PREFIX + template, secret)
 
     def _with_retries(
@@ -180,8 +177,7 @@ class Requester:
         started = time.monotonic()
         status = "-"
         try:
-            with self._clients.lend() as client:
-                response = client.send(request)
+            response = self._client.send(request)
             status = str(response.status_code)
             return response
         except httpx.TimeoutException as exc:
@@ -202,58 +198,3 @@ class Requester:
                 attempt,
                 elapsed_ms,
             )
-
-
-class ClientPool:
-    """``httpx`` clients lent one to each request in flight.
-
-    One shared client serves every thread correctly, but its connection pool scans every
-    pooled connection (polling each socket) for each request, which made it the largest
-    CPU cost of a run at concurrency 16. A client per request in flight keeps each pool at
-    about one connection.
-
-    Args:
-        make: Builds a client when no idle one is left.
-        shared: Instead, the one client every request uses (one around an injected
-            transport: clients would share it, and closing one would close it for all).
-    """
-
-    def __init__(
-        self,
-        make: Callable[[], httpx.Client] | None = None,
-        *,
-        shared: httpx.Client | None = None,
-    ) -> None:
-        if (make is None) == (shared is None):
-            raise TypeError("give exactly one of make and shared")
-        self._make = make
-        self._shared = shared
-        self._lock = threading.Lock()
-        self._idle: list[httpx.Client] = []
-        self._every: list[httpx.Client] = [shared] if shared is not None else []
-
-    @contextlib.contextmanager
-    def lend(self) -> Iterator[httpx.Client]:
-        """The shared client, or an idle one (the most recently used: its connection is
-        the warmest), or a new one."""
-        if self._shared is not None:
-            yield self._shared
-            return
-        with self._lock:
-            client = self._idle.pop() if self._idle else None
-        if client is None:
-            assert self._make is not None
-            client = self._make()
-            with self._lock:
-                self._every.append(client)
-        try:
-            yield client
-        finally:
-            with self._lock:
-                self._idle.append(client)
-
-    def close(self) -> None:
-        with self._lock:
-            every, self._every, self._idle = self._every, [], []
-        for client in every:
-            client.close()

@@ -95,20 +95,15 @@ class LangSmithClient:
         # package, as the configuration and the Lambda entry do, stays cheap.
         import httpx
 
-        from bridge.langsmith._http import ClientPool, Requester
+        from bridge.langsmith._http import Requester
 
-        def make() -> httpx.Client:
-            return httpx.Client(
-                transport=transport,
-                timeout=timeout,
-                follow_redirects=False,  # a redirect must never carry X-API-Key elsewhere
-                headers={"Accept": "application/json", "User-Agent": user_agent},
-            )
-
-        # A client per request in flight, unless a transport was given: clients would
-        # share it, and closing one would close it for all.
-        clients = ClientPool(make) if transport is None else ClientPool(shared=make())
-        self._http = Requester(self.endpoint, api_key, org, clients, retry, sleep, rand, limiter)
+        http = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,  # a redirect must never carry X-API-Key elsewhere
+            headers={"Accept": "application/json", "User-Agent": user_agent},
+        )
+        self._http = Requester(self.endpoint, api_key, org, http, retry, sleep, rand, limiter)
 
     def close(self) -> None:
         """Release the connection pool."""

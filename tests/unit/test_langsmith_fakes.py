@@ -92,37 +92,3 @@ def test_fake_replays_script_in_order_and_repeats_the_last_reply() -> None:
         assert client.list_service_keys() == []
     assert len(server.requests) == 3
     assert len(server.sleeps) == 1
-
-
-def test_the_client_pool_lends_an_idle_client_before_building_another() -> None:
-    import httpx
-
-    from bridge.langsmith._http import ClientPool
-
-    built: list[httpx.Client] = []
-
-    def make() -> httpx.Client:
-        built.append(httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204))))
-        return built[-1]
-
-    pool = ClientPool(make)
-    with pool.lend() as first, pool.lend() as second:
-        assert first is not second  # two requests in flight: two clients
-    with pool.lend() as again:
-        assert again in (first, second)  # an idle one is lent again
-    assert len(built) == 2
-    pool.close()
-    assert all(client.is_closed for client in built)
-
-
-def test_a_shared_client_serves_every_request() -> None:
-    import httpx
-
-    from bridge.langsmith._http import ClientPool
-
-    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
-    pool = ClientPool(shared=client)
-    with pool.lend() as first, pool.lend() as second:
-        assert first is second is client
-    pool.close()
-    assert client.is_closed
