@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import stat
 import threading
 import time
 from pathlib import Path
@@ -13,16 +15,17 @@ def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new file, never a mix.
 
     The temporary file is created with ``mode`` before any byte is written, so the content
-    is never readable with looser permissions, even for an instant.
+    is never readable with looser permissions, even for an instant. It gets a name nobody
+    can guess and is created with ``O_EXCL | O_NOFOLLOW``: someone who can add entries to
+    the folder cannot have the payload written into a file or a symlink of theirs.
 
     Raises:
         OSError: the folder cannot be created or written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_temporaries(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary, fd = _create_temporary(path, mode)
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), mode)  # O_CREAT's mode is filtered by the umask
             handle.write(text)
@@ -34,6 +37,35 @@ def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
             temporary.unlink()
         raise
     fsync_dir(path.parent)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temporary(path: Path, mode: int) -> tuple[Path, int]:
+    """A new ``.<name>.<pid>.<random>.tmp`` beside ``path``, created by this call alone."""
+    for _ in range(8):
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        try:
+            return temporary, os.open(temporary, _CREATE, mode)
+        except FileExistsError:
+            continue  # someone planted that name: draw another
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def unsafe_folder(folder: Path) -> str | None:
+    """Why others could tamper with files in ``folder`` (writable by group or others without
+    the sticky bit, or owned by another user than this process's), or ``None``."""
+    try:
+        status = folder.stat()
+    except OSError:
+        return None
+    if status.st_uid not in (os.geteuid(), 0):
+        return f"{folder} is owned by uid {status.st_uid}, not by this process's user"
+    writable = status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if writable and not status.st_mode & stat.S_ISVTX:
+        return f"{folder} can be written by other users (mode {stat.S_IMODE(status.st_mode):o})"
+    return None
 
 
 def fsync_dir(path: Path) -> None:
@@ -52,9 +84,8 @@ def _remove_dead_temporaries(path: Path) -> None:
     writer is still alive is left alone: it is that writer's, and it is about to be renamed.
     Only ``path``'s own temporaries are touched (``.<name>.<pid>.tmp``).
     """
-    for leftover in _LEFTOVERS.of(path):
-        pid_text = leftover.name[len(path.name) + 2 : -len(".tmp")]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+    for leftover, pid in _LEFTOVERS.of(path):
+        if _alive(pid):
             continue
         with contextlib.suppress(OSError):
             leftover.unlink()
@@ -73,9 +104,9 @@ class _LeftoverIndex:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._folders: dict[Path, tuple[float, dict[str, list[Path]]]] = {}
+        self._folders: dict[Path, tuple[float, dict[str, list[tuple[Path, int]]]]] = {}
 
-    def of(self, path: Path) -> list[Path]:
+    def of(self, path: Path) -> list[tuple[Path, int]]:
         folder, now = path.parent, time.monotonic()
         with self._lock:
             listed = self._folders.get(folder)
@@ -85,17 +116,28 @@ class _LeftoverIndex:
             return listed[1].pop(path.name, [])
 
 
-def _temporaries(folder: Path) -> dict[str, list[Path]]:
-    """The ``.<name>.<pid>.tmp`` files in ``folder``, by the name they were to become."""
-    found: dict[str, list[Path]] = {}
+def _temporaries(folder: Path) -> dict[str, list[tuple[Path, int]]]:
+    """The temporaries in ``folder`` (``.<name>.<pid>.<random>.tmp``, or ``.<name>.<pid>.tmp``
+    from earlier versions) with their writers' pids, by the name they were to become."""
+    found: dict[str, list[tuple[Path, int]]] = {}
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            name = entry.name
-            if name.startswith(".") and name.endswith(".tmp"):
-                target, _, pid = name[1 : -len(".tmp")].rpartition(".")
-                if target and pid.isdigit():
-                    found.setdefault(target, []).append(Path(entry.path))
+            parsed = _parse_temporary(entry.name)
+            if parsed is not None:
+                found.setdefault(parsed[0], []).append((Path(entry.path), parsed[1]))
     return found
+
+
+def _parse_temporary(name: str) -> tuple[str, int] | None:
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    stem, _, last = name[1 : -len(".tmp")].rpartition(".")
+    if last.isdigit() and stem:
+        return stem, int(last)
+    target, _, pid = stem.rpartition(".")
+    if pid.isdigit() and target and len(last) == 16:
+        return target, int(pid)
+    return None
 
 
 _LEFTOVERS = _LeftoverIndex()

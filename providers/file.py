@@ -12,6 +12,7 @@ a no-op run need not read it.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -23,9 +24,12 @@ from bridge.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from bridge.fsutil import atomic_write
+from bridge.fsutil import atomic_write, unsafe_folder
+from bridge.logs import event
 from bridge.payload import Payload, Stored, decode, encode
 from bridge.provider import ABSENT, Known, Observed
+
+log = logging.getLogger("bridge.providers")
 
 
 class FileConnection:
@@ -75,6 +79,7 @@ class FileProvider:
 
     def publish(self, payload: Payload) -> str:
         current = self._writable("publish")
+        _warn_if_unsafe(self.path.parent)
         if current is not None and current.same_content(payload):
             return self._identity("publish") or ""
         try:
@@ -99,6 +104,7 @@ class FileProvider:
 
     def validate(self) -> None:
         self._writable("validate")
+        _warn_if_unsafe(self.path.parent)
         folder = _nearest_existing(self.path.parent)
         if not os.access(folder, os.W_OK | os.X_OK):
             raise self._error(ProviderAccessDenied, "validate", f"folder {folder} is not writable")
@@ -159,6 +165,18 @@ class FileProvider:
 
     def _error(self, kind: type[ProviderError], operation: str, message: str) -> ProviderError:
         return kind(message, provider=self.name, operation=operation, reference=self.reference)
+
+
+_warned: set[Path] = set()
+
+
+def _warn_if_unsafe(folder: Path) -> None:
+    """Say once per process per folder that others can tamper with it. Not refused: a
+    Kubernetes ``emptyDir`` is mode 0777, and the write itself cannot be hijacked."""
+    reason = unsafe_folder(folder)
+    if reason and folder not in _warned:
+        _warned.add(folder)
+        event(log, "target_folder_unsafe", level=logging.WARNING, reason=reason)
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -8,6 +8,7 @@ one while a process waits on it would let a third process lock a new file of tha
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -24,14 +25,18 @@ def locks_folder(state: Path) -> Path:
 def open_lock(path: Path) -> int:
     """A descriptor on lock file ``path`` (created, mode 0600, with its folder if needed).
 
+    A symlink planted at ``path`` is refused (``O_NOFOLLOW``): opening with ``O_CREAT``
+    through it would create, or hold open, a file of someone else's choosing.
+
     Raises:
-        StateError: the folder or the file cannot be created or opened.
+        StateError: the folder or the file cannot be created or opened, or is a symlink.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise StateError(f"lock file {path} cannot be opened: {exc.strerror}") from exc
+        reason = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+        raise StateError(f"lock file {path} cannot be opened: {reason}") from exc
 
 
 @contextlib.contextmanager
