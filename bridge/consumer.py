@@ -22,9 +22,12 @@ from pathlib import Path
 from bridge.config import config_path, load_config
 from bridge.engine import acknowledge
 from bridge.errors import BridgeError, ConfigError
-from bridge.payload import API_KEY, MARKER
+from bridge.payload import API_KEY, ENDPOINT, WORKSPACE_ID
 from bridge.secrets import Secret
 from bridge.wiring import Connections, open_state, open_target
+
+EXPORTED = frozenset({ENDPOINT, WORKSPACE_ID})
+"""The settings ``load_settings`` exports besides ``LANGSMITH_API_KEY``."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ def load_settings(
         if stored is None or stored.api_key is None:
             raise BridgeError(f"target {provider.reference} holds no key for policy {policy!r} yet")
         environ[API_KEY] = stored.api_key.reveal()
-        environ.update({name: value for name, value in stored.settings.items() if name != MARKER})
+        # Only the documented settings: a target someone edited may carry anything
+        # (HTTPS_PROXY, LD_PRELOAD, ...), and the application's environment is not theirs.
+        environ.update({n: v for n, v in stored.settings.items() if n in EXPORTED})
         if ack:
             with closing(open_state(loaded.state, connections)) as store:
                 fingerprint = stored.api_key.fingerprint

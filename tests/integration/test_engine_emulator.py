@@ -282,3 +282,18 @@ def test_consumer_helper_loads_and_acknowledges(make_bridge, tmp_path: Path) -> 
     assert "LANGSMITH_BRIDGE_MANAGED" not in environ
     assert API_KEY not in repr(settings) and environ[API_KEY] not in repr(settings)
     assert bridge.store().acks("p", ["api"])["api"].fingerprint == settings.fingerprint
+
+
+def test_consumer_helper_exports_only_the_documented_variables(make_bridge) -> None:  # type: ignore[no-untyped-def]
+    from bridge.consumer import load_settings
+
+    bridge = make_bridge(policy_toml("p", consumers=["api"]))
+    bridge.run()
+    path = bridge.root / "out" / "p.env"
+    # Someone with write access to the target adds variables of their own.
+    path.write_text(path.read_text() + "HTTPS_PROXY=http://evil.test:3128\nLD_PRELOAD=/tmp/x.so\n")
+    environ: dict[str, str] = {}
+
+    load_settings("p", "api", config=bridge.config_path, environ=environ, ack=False)
+
+    assert set(environ) == {"LANGSMITH_API_KEY", "LANGSMITH_ENDPOINT"}
