@@ -9,6 +9,7 @@ wrote the payload.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -29,6 +30,13 @@ _ESCAPES = {"n": "\n", "r": "\r"}
 _DOTENV_LINE = re.compile(r"^(?:export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
 
 
+def settings_digest(settings: Mapping[str, str]) -> str:
+    """A short name for everything a payload holds besides its key and marker: two targets
+    with the same key but another endpoint, or an extra variable, have different ones."""
+    text = json.dumps(dict(settings), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Payload:
     """A generation's payload, on its way into a target."""
@@ -41,6 +49,10 @@ class Payload:
     @property
     def fingerprint(self) -> str:
         return self.api_key.fingerprint
+
+    @property
+    def settings_digest(self) -> str:
+        return settings_digest(self.settings)
 
     def reveal_env(self) -> dict[str, str]:
         """The full map to write, marker included. Only providers call this."""
@@ -77,6 +89,10 @@ class Stored:
 
     def owned_by(self, policy: str) -> bool:
         return self.policy == policy
+
+    @property
+    def settings_digest(self) -> str:
+        return settings_digest(self.settings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], version: str | None = None) -> Stored:

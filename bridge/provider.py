@@ -36,6 +36,8 @@ class Observed:
         detail: Why the target is foreign, for the operator.
         content_read: Whether the value itself was read, rather than known from metadata
             (the store showed the version recorded for this target is still current).
+        settings_digest: ``bridge.payload.settings_digest`` of everything the value holds
+            besides the key and the marker, when the value was read.
     """
 
     ownership: Ownership
@@ -44,6 +46,7 @@ class Observed:
     owner: str | None = None
     detail: str | None = None
     content_read: bool = True
+    settings_digest: str | None = None
 
     @property
     def exists(self) -> bool:

@@ -27,7 +27,7 @@ from bridge.errors import (
 from bridge.fsutil import atomic_write, unsafe_folder
 from bridge.logs import event
 from bridge.payload import Payload, Stored, decode, encode
-from bridge.provider import ABSENT, Known, Observed
+from bridge.provider import ABSENT, Known, Observed, Ownership
 
 log = logging.getLogger("bridge.providers")
 
@@ -67,12 +67,11 @@ class FileProvider:
         if stored is None:  # removed between the two looks
             return ABSENT
         refused = self._refusal(stored)
-        fingerprint, owner = stored.fingerprint, stored.policy
+        fingerprint, owner, digest = stored.fingerprint, stored.policy, stored.settings_digest
         if refused:
             return Observed("foreign", fingerprint, identity, owner=owner, detail=refused)
-        if stored.owned_by(self.policy):
-            return Observed("ours", fingerprint, identity, owner=owner)
-        return Observed("adoptable", fingerprint, identity, owner=owner)
+        ownership: Ownership = "ours" if stored.owned_by(self.policy) else "adoptable"
+        return Observed(ownership, fingerprint, identity, owner=owner, settings_digest=digest)
 
     def read(self) -> Stored | None:
         return self._read("read")

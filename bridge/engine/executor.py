@@ -197,7 +197,8 @@ class PolicyExecutor:
                 target=target_id,
                 fingerprint=payload.fingerprint,
             )
-        return generation.model_copy(update={"targets": versions})
+        digest = payload.settings_digest
+        return generation.model_copy(update={"targets": versions, "settings_digest": digest})
 
     def promote(self, generation: Generation) -> None:
         """Make ``generation`` current; the previous current key becomes superseded now."""
@@ -228,10 +229,7 @@ class PolicyExecutor:
         return stored.api_key
 
     def settings(self) -> dict[str, str]:
-        settings = {ENDPOINT: self.ctx.endpoint}
-        if self.policy.published_workspace:
-            settings[WORKSPACE_ID] = self.policy.published_workspace
-        return settings
+        return published_settings(self.policy, self.ctx.endpoint)
 
     def delete_key(self, key_id: str) -> None:
         with contextlib.suppress(LangSmithNotFound):  # already gone: what we wanted
@@ -253,3 +251,11 @@ class PolicyExecutor:
     def save(self, generation: Generation) -> Generation:
         self.record = self.ctx.store.save(self.record.with_generation(generation))
         return generation
+
+
+def published_settings(policy: Policy, endpoint: str) -> dict[str, str]:
+    """What a payload holds besides the key and the marker: the settings consumers need."""
+    settings = {ENDPOINT: endpoint}
+    if policy.published_workspace:
+        settings[WORKSPACE_ID] = policy.published_workspace
+    return settings

@@ -24,6 +24,7 @@ class TargetView:
     ownership: Ownership = "absent"
     detail: str | None = None  # why it is foreign
     error: str | None = None  # reading failed; the planner will not act blind
+    settings_digest: str | None = None  # of what it holds besides the key; None: not read
 
     @property
     def exists(self) -> bool:
@@ -39,6 +40,7 @@ class Observation:
     acks: Mapping[str, Ack] = field(default_factory=dict)
     keys: Mapping[str, ApiKey] | None = None  # this policy's marked keys by id; None: unseen
     keys_listed_at: datetime | None = None
+    settings_digest: str | None = None  # of the settings the bridge would publish now
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from bridge.engine.plan import (
     Revoke,
     Rotate,
     Step,
+    TargetView,
 )
 from bridge.marker import Marker
 from bridge.state import Generation, Phase, PolicyRecord
@@ -137,10 +138,25 @@ def _rotation_or_repair(
     if reason:
         return [Rotate(reason)]
     assert current is not None and current.fingerprint is not None
-    stale = tuple(v.target_id for v in obs.targets if v.fingerprint != current.fingerprint)
+    stale = tuple(
+        v.target_id
+        for v in obs.targets
+        if v.fingerprint != current.fingerprint or _settings_moved(v, current, obs)
+    )
     if not stale:
         return []
     return [Republish(current.rotation_id, _holders(obs, current.fingerprint)[0], stale)]
+
+
+def _settings_moved(view: TargetView, current: Generation, obs: Observation) -> bool:
+    """Whether a target holding the current key holds other settings than the bridge would
+    write now: an edited endpoint, an extra variable, or a config change since the publish."""
+    expected = obs.settings_digest
+    if expected is None:
+        return False
+    if view.settings_digest is not None:  # its value was read: judge what it holds
+        return view.settings_digest != expected
+    return current.settings_digest is not None and current.settings_digest != expected
 
 
 def rotation_reason(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bridge.config import BridgeConfig, Policy, TargetConfig
-from bridge.engine.executor import Context, PolicyExecutor
+from bridge.engine.executor import Context, PolicyExecutor, published_settings
 from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
 from bridge.engine.plan import Observation, Plan, Step, TargetView
 from bridge.engine.planner import plan as make_plan
@@ -29,6 +29,7 @@ from bridge.errors import BridgeError, LeaseHeld
 from bridge.langsmith import ApiKey, RetryPolicy
 from bridge.logs import event
 from bridge.marker import Marker
+from bridge.payload import settings_digest
 from bridge.provider import Known, Provider
 from bridge.state import PolicyRecord, StateStore
 
@@ -208,6 +209,9 @@ class Engine:
                     acks=self.store.acks(policy.name, policy.consumers),
                     keys=None if keys is None else keys.get(policy.name, {}),
                     keys_listed_at=listed_at,
+                    settings_digest=settings_digest(
+                        published_settings(policy, self.config.langsmith.consumer_endpoint)
+                    ),
                 )
                 outcome.plan = make_plan(policy, record, observation, force=force)
                 if outcome.plan.blocked:
@@ -262,6 +266,7 @@ def observe_targets(
                 fingerprint=seen.fingerprint,
                 ownership=seen.ownership,
                 detail=seen.detail,
+                settings_digest=seen.settings_digest,
             )
         )
     return tuple(views)

@@ -58,6 +58,7 @@ class Generation(_Record):
     ended_at: datetime | None = None
     end_reason: str = ""
     targets: dict[str, str] = Field(default_factory=dict, description="target id -> version")
+    settings_digest: str | None = None  # of the settings published with the key, last time
 
 
 class Ack(_Record):

@@ -30,7 +30,7 @@ from typing import Any
 from bridge.config.aws import AwsTarget
 from bridge.errors import ProviderConflict
 from bridge.payload import Payload, Stored
-from bridge.provider import ABSENT, Known, Observed
+from bridge.provider import ABSENT, Known, Observed, Ownership
 from providers.aws.secret_calls import (
     ErrorMapper,
     SecretCalls,
@@ -110,7 +110,9 @@ class SecretsManagerProvider:
         seen = stored.fingerprint if stored else None
         if refused_current:
             return Observed("foreign", seen, current, owner=owner, detail=refused_current)
-        return Observed("adoptable" if adopting else "ours", seen, current, owner=owner)
+        digest = stored.settings_digest if stored else None
+        ownership: Ownership = "adoptable" if adopting else "ours"
+        return Observed(ownership, seen, current, owner=owner, settings_digest=digest)
 
     def read(self) -> Stored | None:
         return self._calls.read("read")

@@ -42,6 +42,7 @@ def full_generation(n: int, phase: Phase, key: str | None = None) -> Generation:
         end_reason=f"ended {n}",
         targets={"file:out/app.env": f"v{n}", "aws:us-east-1:app": f"uuid-{n}"},
         native=n % 2 == 1,
+        settings_digest=f"{n:016x}",
     )
 
 

@@ -411,3 +411,24 @@ def test_status_and_planner_share_one_schedule() -> None:
         at = Observation(due, views, keys=keys, keys_listed_at=NOW)
         assert rotation_reason(policy(), record, before) is None
         assert rotation_reason(policy(), record, at) is not None
+
+
+def test_a_record_from_before_settings_were_remembered_republishes_nothing() -> None:
+    current = gen(1, Phase.CURRENT)  # settings_digest None: written by an older version
+    views = (TargetView(A, "file", A, "fp1", "ours"), TargetView(B, "file", B, "fp1", "ours"))
+    obs = Observation(NOW, views, keys={"k1": key(1)}, keys_listed_at=NOW, settings_digest="new")
+
+    assert plan(policy(), PolicyRecord(policy="p", generations=(current,)), obs).steps == ()
+
+
+def test_a_target_read_with_other_settings_is_republished_alone() -> None:
+    current = gen(1, Phase.CURRENT, settings_digest="same")
+    views = (
+        TargetView(A, "file", A, "fp1", "ours", settings_digest="same"),
+        TargetView(B, "file", B, "fp1", "ours", settings_digest="edited"),
+    )
+    obs = Observation(NOW, views, keys={"k1": key(1)}, keys_listed_at=NOW, settings_digest="same")
+
+    result = plan(policy(), PolicyRecord(policy="p", generations=(current,)), obs)
+
+    assert result.steps == (Republish("r1", A, (B,)),)
