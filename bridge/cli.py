@@ -1,7 +1,9 @@
 """``langsmith-bridge``: the command line.
 
-Exit codes: 0 success; 1 a policy failed, or an ack was refused; 2 bad configuration or
-usage (nothing was touched).
+Exit codes: 0 success; 1 failed (a policy failed, LangSmith's key listing failed, an ack
+was refused, ``status --check`` found a problem); 2 bad configuration or usage, an unknown
+policy included (nothing was touched); 3 skipped: another runner holds a policy's lease
+(nothing else failed); 4 ``plan --detailed-exitcode``: changes are pending.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from bridge.config import (
     load_config,
 )
 from bridge.engine import acknowledge, observe_targets, policy_status
-from bridge.engine.runner import known_versions, utcnow
-from bridge.engine.status import PolicyStatus
+from bridge.engine.runner import RunReport, known_versions, utcnow
+from bridge.engine.status import PolicyStatus, status_problems
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
@@ -35,7 +37,7 @@ from bridge.secrets import fingerprint, redact
 from bridge.state import StateStore
 from bridge.wiring import Connections, build_engine, open_state, open_target
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED, EXIT_CHANGES = 0, 1, 2, 3, 4
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,10 +91,21 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "Reconcile every due policy once.")
     run.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     selection(run)
-    selection(command("plan", _plan, "Print what a run would do, changing nothing."))
+    plan = command("plan", _plan, "Print what a run would do, changing nothing.")
+    selection(plan)
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help=f"exit {EXIT_CHANGES} when changes are pending, 0 when there are none",
+    )
     status = command("status", _status, "Show keys, gates and targets of each policy.")
     status.add_argument("--policy", action="append", metavar="NAME")
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a policy is overdue, blocked, failing or has no current key",
+    )
     rotate = command("rotate", _rotate, "Rotate a policy now, whatever its schedule.")
     rotate.add_argument("policy")
     rotate.add_argument("--json", action="store_true")
@@ -142,14 +155,15 @@ def _config(args: argparse.Namespace) -> BridgeConfig:
 
 
 def _run(args: argparse.Namespace, *, dry_run: bool | None = None) -> int:
-    with build_engine(_config(args)) as engine:
+    config = _config(args)
+    _known_policies(config, args.policy)
+    with build_engine(config) as engine:
         policies = engine.select(args.policy, args.shard)
         report = engine.run(policies, dry_run=args.dry_run if dry_run is None else dry_run)
-    if args.json:
-        _print_json({"dry_run": report.dry_run, "policies": [o.to_json() for o in report.outcomes]})
-    else:
-        _print(report_text(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
+    _report(args, report)
+    if dry_run and getattr(args, "detailed_exitcode", False) and report.ok and report.changes:
+        return EXIT_CHANGES
+    return _exit_code(report)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -157,17 +171,45 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    with build_engine(_config(args)) as engine:
+    config = _config(args)
+    _known_policies(config, [args.policy])
+    with build_engine(config) as engine:
         report = engine.run(engine.select([args.policy]), force=frozenset([args.policy]))
+    _report(args, report)
+    return _exit_code(report)
+
+
+def _report(args: argparse.Namespace, report: RunReport) -> None:
     if args.json:
-        _print_json({"policies": [o.to_json() for o in report.outcomes]})
+        _print_json(
+            {
+                "dry_run": report.dry_run,
+                "listing_error": report.listing_error,
+                "policies": [o.to_json() for o in report.outcomes],
+            }
+        )
     else:
+        if report.listing_error:
+            _print(f"LangSmith key listing failed: {report.listing_error}")
         _print(report_text(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _exit_code(report: RunReport) -> int:
+    if not report.ok:
+        return EXIT_FAILED
+    return EXIT_SKIPPED if report.skipped else EXIT_OK
+
+
+def _known_policies(config: BridgeConfig, names: Sequence[str] | None) -> None:
+    """Refuse (exit 2) policy names the configuration does not have."""
+    unknown = sorted(set(names or ()) - {policy.name for policy in config.policy})
+    if unknown:
+        raise ConfigError(f"no such policy: {', '.join(unknown)}")
 
 
 def _status(args: argparse.Namespace) -> int:
     config = _config(args)
+    _known_policies(config, args.policy)
     now = utcnow()
     with Connections() as connections, closing(open_state(config.state, connections)) as store:
         entries = [
@@ -180,6 +222,11 @@ def _status(args: argparse.Namespace) -> int:
         _print_json({"generated_at": generated, "policies": [status_json(e) for e in entries]})
     else:
         _print(status_table(entries, now))
+    if args.check:
+        problems = [line for entry in entries for line in status_problems(entry)]
+        for line in problems:
+            print(f"problem: {redact(line)}", file=sys.stderr)
+        return EXIT_FAILED if problems else EXIT_OK
     return EXIT_OK
 
 

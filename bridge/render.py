@@ -80,8 +80,12 @@ def status_table(policies: Sequence[PolicyStatus], now: datetime) -> str:
 
 
 def _superseded(entry: SupersededKey) -> str:
-    waiting = entry.waiting_for
-    state = f"waiting for {'+'.join(waiting)}" if waiting and entry.gate != "open" else entry.gate
+    waiting = "+".join(entry.waiting_for)
+    state: str = entry.gate
+    if entry.gate == "closed" and waiting:
+        state = f"waiting for {waiting}"
+    elif entry.gate == "overdue":
+        state = f"OVERDUE, waiting for {waiting}" if waiting else "OVERDUE"
     return f"{entry.short_key} ({state})"
 
 

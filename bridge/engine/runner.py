@@ -70,10 +70,22 @@ class PolicyOutcome:
 class RunReport:
     outcomes: list[PolicyOutcome]
     dry_run: bool = False
+    listing_error: str | None = None  # LangSmith's key listing failed: the run saw nothing
 
     @property
     def ok(self) -> bool:
-        return all(outcome.ok for outcome in self.outcomes)
+        """Nothing failed: every policy, and the key listing they all depend on."""
+        return self.listing_error is None and all(outcome.ok for outcome in self.outcomes)
+
+    @property
+    def skipped(self) -> bool:
+        """Some policy was left to another runner holding its lease."""
+        return any(outcome.skipped for outcome in self.outcomes)
+
+    @property
+    def changes(self) -> bool:
+        """Some policy has steps planned (or done)."""
+        return any((o.plan and o.plan.steps) or o.done for o in self.outcomes)
 
 
 def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
@@ -161,7 +173,7 @@ class Engine:
         force: frozenset[str] = frozenset(),
     ) -> RunReport:
         """Reconcile ``policies`` once; with ``dry_run`` only observe and plan."""
-        keys, listed_at = self._list_keys()
+        keys, listed_at, listing_error = self._list_keys()
         workers = min(self.config.run.concurrency, max(1, len(policies)))
 
         def one(policy: Policy) -> PolicyOutcome:
@@ -169,22 +181,25 @@ class Engine:
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy") as pool:
             outcomes = list(pool.map(one, policies))
-        return RunReport(outcomes, dry_run=dry_run)
+        return RunReport(outcomes, dry_run=dry_run, listing_error=listing_error)
 
-    def _list_keys(self) -> tuple[dict[str, dict[str, ApiKey]] | None, datetime | None]:
-        """This instance's marked keys, grouped by policy; ``None`` if LangSmith failed."""
+    def _list_keys(
+        self,
+    ) -> tuple[dict[str, dict[str, ApiKey]] | None, datetime | None, str | None]:
+        """This instance's marked keys, grouped by policy, and when they were listed; or,
+        if LangSmith failed, ``None``s and the error."""
         listed_at = self.clock()
         try:
             listing = self.keys.list_service_keys()
         except BridgeError as exc:
             event(log, "list_keys_failed", level=logging.ERROR, error=exc)
-            return None, None
+            return None, None, str(exc)
         grouped: dict[str, dict[str, ApiKey]] = {}
         for key in listing:
             marker = Marker.parse(key.description)
             if marker and marker.instance == self.config.langsmith.instance:
                 grouped.setdefault(marker.policy, {})[key.id] = key
-        return grouped, listed_at
+        return grouped, listed_at, None
 
     def _reconcile(
         self,

@@ -157,3 +157,24 @@ def _target(view: TargetView, current: Generation | None) -> TargetStatus:
     in_sync = bool(current and view.fingerprint and view.fingerprint == current.fingerprint)
     error = view.error or view.detail  # a foreign target is reported with why
     return TargetStatus(view.provider, view.reference, in_sync, view.fingerprint, error)
+
+
+def status_problems(status: PolicyStatus) -> list[str]:
+    """What ``status --check`` fails on: no current key, a gate past ``max_wait``, a target
+    that cannot be read or is not the policy's, a last run that failed."""
+    problems = []
+    if status.current is None:
+        problems.append(f"{status.name}: no current key")
+    problems += [
+        f"{status.name}: key {key.short_key} overdue: {key.gate_reason}"
+        for key in status.superseded
+        if key.gate == "overdue"
+    ]
+    problems += [
+        f"{status.name}: target {target.reference}: {target.error}"
+        for target in status.targets
+        if target.error
+    ]
+    if status.last_error:
+        problems.append(f"{status.name}: last run failed: {status.last_error}")
+    return problems
