@@ -144,6 +144,8 @@ def _scheduled(runtime: Runtime) -> dict[str, Any]:
     report = engine.run(policies)
     summary = _summary(report.outcomes)
     event(log, "run_finished", **{k: v for k, v in summary.items() if k != "failed"})
+    if report.listing_error:
+        raise RunFailed(f"LangSmith key listing failed: {report.listing_error}")
     if not report.ok:
         raise RunFailed(
             f"{len(summary['failed'])} policy(ies) failed: {', '.join(summary['failed'])}"
@@ -170,7 +172,8 @@ def _sqs(runtime: Runtime, records: list[dict[str, Any]]) -> dict[str, Any]:
     if by_policy:
         report = engine.run(engine.select(sorted(by_policy)))
         for outcome in report.outcomes:
-            if not outcome.ok:
+            # Without LangSmith's listing nothing was done: every message is retried.
+            if not outcome.ok or report.listing_error:
                 failures += by_policy[outcome.policy]
         event(log, "batch_finished", **_summary(report.outcomes))
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}

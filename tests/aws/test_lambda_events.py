@@ -89,6 +89,21 @@ def test_failed_policy_fails_the_scheduled_invocation(lambda_env, tmp_path: Path
     assert (tmp_path / "out/ok.env").exists()
 
 
+def test_an_unreachable_langsmith_fails_the_scheduled_invocation_and_the_whole_batch(  # type: ignore[no-untyped-def]
+    lambda_env, emulator, tmp_path: Path
+) -> None:
+    from bridge.aws_lambda import RunFailed
+
+    handler = lambda_env(state(tmp_path) + file_policies(tmp_path, "a", "b"))
+    handler(scheduled_event(), None)  # both published: nothing is due any more
+    emulator.set_faults(fault_rate=1.0, fault_status=503)
+
+    with pytest.raises(RunFailed, match="key listing failed"):
+        handler(scheduled_event(), None)
+    result = handler(sqs_event(json.dumps({"policy": "a"}), json.dumps({"policy": "b"})), None)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+
+
 def test_bad_config_reference_is_a_config_error(lambda_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from bridge import aws_lambda
 
