@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)([wdhms])")
 PATTERN = r"^(\d+[wdhms])+$"
+MAX_SECONDS = 100 * 365 * 86400  # far beyond any sane setting, and far inside timedelta's range
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -29,6 +30,8 @@ def parse_duration(value: Any) -> timedelta:
     if not re.fullmatch(PATTERN, text):
         raise ValueError(f"invalid duration {value!r}: use runs of <number><w|d|h|m|s>, e.g. '30d'")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {value!r} is longer than 100 years")
     return timedelta(seconds=seconds)
 
 

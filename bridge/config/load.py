@@ -7,11 +7,13 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from bridge.config.durations import format_duration
 from bridge.config.model import BridgeConfig, LangSmithSettings
 from bridge.errors import ConfigError
 from bridge.secrets import Secret
@@ -195,6 +197,16 @@ def read_admin_key(
 
 def config_schema() -> str:
     """The JSON Schema of the configuration file, for editors and CI checks."""
-    schema = BridgeConfig.model_json_schema(by_alias=True)
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class Schema(GenerateJsonSchema):
+        def encode_default(self, dft: Any) -> Any:
+            # Defaults in the file's own notation ("30d"), which the patterns accept,
+            # not pydantic's ISO 8601 ("P30D"), which they would reject.
+            if isinstance(dft, timedelta):
+                return format_duration(dft)
+            return super().encode_default(dft)
+
+    schema = BridgeConfig.model_json_schema(by_alias=True, schema_generator=Schema)
     schema["title"] = "langsmith-bridge configuration"
     return json.dumps(schema, indent=2, sort_keys=True)

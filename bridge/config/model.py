@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from bridge.config.base import Frozen as _Frozen
 from bridge.config.durations import Duration
 from bridge.config.targets import TargetConfig
-from bridge.langsmith.endpoints import REGION_ENDPOINTS
+from bridge.langsmith.endpoints import REGION_ENDPOINTS, normalize_endpoint
 from bridge.secrets import redact
 
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -68,6 +68,20 @@ class LangSmithSettings(_Frozen):
     @classmethod
     def _check_org(cls, value: str | None) -> str | None:
         return None if value is None else _uuid(value)
+
+    @field_validator("endpoint", "public_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            normalize_endpoint(value)  # its ValueError names what is wrong
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("timeout must be longer than 0s")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -178,6 +192,14 @@ class Policy(_Frozen):
         description="ack='usage': the old key must show no use for this long after supersession.",
     )
     target: tuple[TargetConfig, ...] = Field(min_length=1, description="Where the payload goes.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        # A key pasted here would be stored in full: in the state, lock names and LangSmith.
+        if redact(value) != value:
+            raise ValueError("looks like a key, not a policy name")
+        return value
 
     @field_validator("workspaces")
     @classmethod
