@@ -68,13 +68,16 @@ def unsafe_folder(folder: Path) -> str | None:
     return None
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable."""
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` to disk: a file's content, or a folder's entries (a rename in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+fsync_dir = fsync_path  # what callers say for a folder, to make a rename inside it durable
 
 
 def _remove_dead_temporaries(path: Path) -> None:

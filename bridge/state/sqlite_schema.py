@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bridge.errors import StateError
+from bridge.fsutil import fsync_path as fsync_file  # a step of its own: tests pause it
 
 MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 APPLICATION_ID = 0x4C534272  # "LSBr": this file is a langsmith-bridge state
@@ -189,15 +190,6 @@ def build(
     if path.with_name(path.name + "-wal").exists():
         raise StateError(f"state database {path} kept a write-ahead log; not installing it")
     fsync_file(path)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush ``path``'s content to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sql_error(path: Path, exc: sqlite3.Error, doing: str) -> StateError:
