@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from bridge.config import AwsTarget, Policy
 from bridge.engine.executor import PolicyExecutor
@@ -26,7 +27,7 @@ from bridge.engine.native_plan import STEPS, NativeAction, NativeView, decide
 from bridge.engine.runner import Engine
 from bridge.errors import ConfigError, RotationError
 from bridge.logs import event
-from bridge.payload import Payload
+from bridge.payload import Payload, Stored
 from bridge.provider import Staging
 from bridge.secrets import Secret
 from bridge.state import Generation
@@ -83,16 +84,31 @@ class NativeRotation:
             staging = providers[target.target_id].staging
             if staging is None:
                 raise ConfigError(f"target {target.target_id} has no staging pointers")
-            action = decide(_view(step, executor, staging, token))
-            _ACTIONS[action](executor, staging, target.target_id, token)
+            view, pending = _view(step, executor, staging, token)
+            _ACTIONS[decide(view)](_Step(executor, staging, target.target_id, token, pending))
         event(log, "native_rotation_step", policy=policy.name, step=step, rotation=token)
 
 
-def _view(step: str, executor: PolicyExecutor, staging: Staging, token: str) -> NativeView:
-    """What ``decide`` needs, read with as few calls as the step allows."""
+@dataclass(frozen=True)
+class _Step:
+    """What a handler works with: the token's pending version as ``_view`` read it, so no
+    handler reads it again."""
+
+    executor: PolicyExecutor
+    staging: Staging
+    target_id: str
+    token: str
+    pending: Stored | None
+
+
+def _view(
+    step: str, executor: PolicyExecutor, staging: Staging, token: str
+) -> tuple[NativeView, Stored | None]:
+    """What ``decide`` needs (and the pending version), read with as few calls as the step
+    allows."""
     generation = _generation(executor, token)
     if step == "setSecret":
-        return NativeView(step, staged=False, phase=None, matches=False, current=False)
+        return NativeView(step, staged=False, phase=None, matches=False, current=False), None
     current = step == "finishSecret" and staging.current_version() == token
     stored = None if current else staging.read_version(token)
     matches = bool(
@@ -101,58 +117,58 @@ def _view(step: str, executor: PolicyExecutor, staging: Staging, token: str) -> 
         and generation is not None
         and stored.fingerprint == generation.fingerprint
     )
-    return NativeView(
+    view = NativeView(
         step,
         staged=current or stored is not None,
         phase=generation.phase if generation else None,
         matches=matches,
         current=current,
     )
+    return view, stored
 
 
-Handler = Callable[[PolicyExecutor, Staging, str, str], None]
+Handler = Callable[[_Step], None]
 
 
-def _mint_and_stage(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
-    generation, key = executor.mint(token, "rotation requested by Secrets Manager", native=True)
-    executor.verify(generation, key)
-    payload = Payload(executor.policy.name, token, key, executor.settings())
-    version = staging.stage_pending(payload, token)
-    executor.save(generation.model_copy(update={"targets": {target_id: version}}))
-
-
-def _verify_pending(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
-    _, key = _pending(executor, staging, token)
-    executor.ctx.keys.verify_key(key, workspace_id=executor.policy.verify_workspace)
-
-
-def _publish_and_promote(
-    executor: PolicyExecutor, staging: Staging, target_id: str, token: str
-) -> None:
-    generation, key = _pending(executor, staging, token)
-    others = tuple(t for t in executor.providers if t != target_id)
-    generation = executor.publish(generation, key, others)
-    staging.promote(token)
-    executor.promote(
-        generation.model_copy(update={"targets": {**generation.targets, target_id: token}})
+def _mint_and_stage(step: _Step) -> None:
+    executor = step.executor
+    generation, key = executor.mint(
+        step.token, "rotation requested by Secrets Manager", native=True
     )
+    executor.verify(generation, key)
+    payload = Payload(executor.policy.name, step.token, key, executor.settings())
+    version = step.staging.stage_pending(payload, step.token)
+    executor.save(generation.model_copy(update={"targets": {step.target_id: version}}))
 
 
-def _record_promotion(
-    executor: PolicyExecutor, staging: Staging, target_id: str, token: str
-) -> None:
-    generation = _generation(executor, token)
+def _verify_pending(step: _Step) -> None:
+    _, key = _pending(step)
+    step.executor.ctx.keys.verify_key(key, workspace_id=step.executor.policy.verify_workspace)
+
+
+def _publish_and_promote(step: _Step) -> None:
+    executor = step.executor
+    generation, key = _pending(step)
+    others = tuple(t for t in executor.providers if t != step.target_id)
+    generation = executor.publish(generation, key, others)
+    step.staging.promote(step.token)
+    targets = {**generation.targets, step.target_id: step.token}
+    executor.promote(generation.model_copy(update={"targets": targets}))
+
+
+def _record_promotion(step: _Step) -> None:
+    generation = _generation(step.executor, step.token)
     assert generation is not None
-    executor.promote(generation)
+    step.executor.promote(generation)
 
 
-def _nothing(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
+def _nothing(step: _Step) -> None:
     """Nothing to do for this step."""
 
 
 def _refusal(message: str) -> Handler:
-    def refuse(executor: PolicyExecutor, staging: Staging, target_id: str, token: str) -> None:
-        raise RotationError(message, policy=executor.policy.name, rotation_id=token)
+    def refuse(step: _Step) -> None:
+        raise RotationError(message, policy=step.executor.policy.name, rotation_id=step.token)
 
     return refuse
 
@@ -174,13 +190,11 @@ _ACTIONS: dict[NativeAction, Handler] = {
 }
 
 
-def _pending(executor: PolicyExecutor, staging: Staging, token: str) -> tuple[Generation, Secret]:
-    generation = _generation(executor, token)
-    stored = staging.read_version(token)
-    if generation is None or stored is None or stored.api_key is None:
-        raise RotationError(
-            "no pending version for this token", policy=executor.policy.name, rotation_id=token
-        )
+def _pending(step: _Step) -> tuple[Generation, Secret]:
+    """The generation and key ``decide`` found matching (it checked both exist)."""
+    generation = _generation(step.executor, step.token)
+    stored = step.pending
+    assert generation is not None and stored is not None and stored.api_key is not None
     return generation, stored.api_key
 
 
