@@ -26,14 +26,15 @@ from bridge.config import (
     config_schema,
     load_config,
 )
-from bridge.engine import acknowledge, observe_targets, policy_status
-from bridge.engine.runner import RunReport, known_versions, utcnow
+from bridge.engine import acknowledge, policy_status
+from bridge.engine.observe import observe_policy
+from bridge.engine.runner import RunReport, utcnow
 from bridge.engine.status import PolicyStatus, status_problems
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure
 from bridge.payload import API_KEY, decode
-from bridge.render import report_text, status_json, status_table
-from bridge.secrets import fingerprint, redact
+from bridge.render import history_text, report_text, status_json, status_table
+from bridge.secrets import Secret, redact
 from bridge.state import StateStore
 from bridge.wiring import Connections, build_engine, open_state, open_target
 
@@ -109,9 +110,20 @@ def _parser() -> argparse.ArgumentParser:
     rotate = command("rotate", _rotate, "Rotate a policy now, whatever its schedule.")
     rotate.add_argument("policy")
     rotate.add_argument("--json", action="store_true")
+    rotate.add_argument(
+        "--reason", help="why, for the policy's history (e.g. 'key seen in a CI log')"
+    )
+    history = command("history", _history, "show what was done to a policy, when, why, by whom")
+    history.add_argument("policy")
+    history.add_argument("--json", action="store_true")
     ack = command("ack", _ack, "Acknowledge, as a consumer, the key it now uses.")
     ack.add_argument("policy")
     ack.add_argument("--consumer", required=True)
+    ack.add_argument(
+        "--replica",
+        help="this replica's name (default: the host name, the pod name on Kubernetes); "
+        "each replica acknowledges, and re-acknowledges as a heartbeat",
+    )
     source = ack.add_mutually_exclusive_group()
     source.add_argument(
         "--from-env",
@@ -174,7 +186,9 @@ def _rotate(args: argparse.Namespace) -> int:
     config = _config(args)
     _known_policies(config, [args.policy])
     with build_engine(config) as engine:
-        report = engine.run(engine.select([args.policy]), force=frozenset([args.policy]))
+        report = engine.run(
+            engine.select([args.policy]), force=frozenset([args.policy]), reason=args.reason
+        )
     _report(args, report)
     return _exit_code(report)
 
@@ -213,7 +227,7 @@ def _status(args: argparse.Namespace) -> int:
     now = utcnow()
     with Connections() as connections, closing(open_state(config.state, connections)) as store:
         entries = [
-            _policy_status(policy, store, connections, now)
+            _policy_status(config, policy, store, connections, now)
             for policy in config.policy
             if not args.policy or policy.name in args.policy
         ]
@@ -231,13 +245,31 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _policy_status(
-    policy: Policy, store: StateStore, connections: Connections, now: datetime
+    config: BridgeConfig,
+    policy: Policy,
+    store: StateStore,
+    connections: Connections,
+    now: datetime,
 ) -> PolicyStatus:
     record = store.load(policy.name)
     providers = {t.target_id: open_target(t, policy.name, connections) for t in policy.target}
-    views = observe_targets(providers, known_versions(record))
     acks = store.acks(policy.name, policy.consumers)
-    return policy_status(policy, record, acks, views, now)
+    instance = config.langsmith.instance or "-"  # orphans need a listing; status has none
+    obs = observe_policy(config, policy, record, providers, acks, None, now=now, instance=instance)
+    return policy_status(policy, record, obs)
+
+
+def _history(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _known_policies(config, [args.policy])
+    with Connections() as connections, closing(open_state(config.state, connections)) as store:
+        record = store.load(args.policy)
+    if args.json:
+        fields = {"policy", "last_run_at", "last_success_at", "last_error", "history"}
+        _print_json(record.model_dump(mode="json", include=fields))
+    else:
+        _print(history_text(record))
+    return EXIT_OK
 
 
 def _ack(args: argparse.Namespace) -> int:
@@ -252,7 +284,9 @@ def _ack(args: argparse.Namespace) -> int:
         else _key_from_env(args.from_env or API_KEY)
     )
     with Connections() as connections, closing(open_state(config.state, connections)) as store:
-        generation = acknowledge(store, policy, args.consumer, fingerprint(key), utcnow())
+        generation = acknowledge(
+            store, policy, args.consumer, Secret(key), utcnow(), replica=args.replica
+        )
     del key
     _print(
         f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "

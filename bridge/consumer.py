@@ -50,9 +50,14 @@ def load_settings(
     target: int = 0,
     environ: MutableMapping[str, str] | None = None,
     ack: bool = True,
+    replica: str | None = None,
 ) -> Settings:
     """Read the policy's payload from its ``target`` (index in the config), export it into
-    ``environ`` (``os.environ`` by default) and, with ``ack``, acknowledge it as ``consumer``.
+    ``environ`` (``os.environ`` by default) and, with ``ack``, acknowledge it as ``replica``
+    (default: the host name) of ``consumer``, proving it holds the key.
+
+    Call it again periodically (well within the policy's ``replica_ttl``): each call is
+    the replica's heartbeat, and picks up a key the bridge published since.
 
     Raises:
         ConfigError: the config, policy or target is unknown.
@@ -76,8 +81,8 @@ def load_settings(
         environ.update({n: v for n, v in stored.settings.items() if n in EXPORTED})
         if ack:
             with closing(open_state(loaded.state, connections)) as store:
-                fingerprint = stored.api_key.fingerprint
-                acknowledge(store, spec, consumer, fingerprint, datetime.now(UTC))
+                now = datetime.now(UTC)
+                acknowledge(store, spec, consumer, stored.api_key, now, replica=replica)
     return Settings(
         policy=policy,
         api_key=stored.api_key,

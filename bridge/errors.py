@@ -6,6 +6,8 @@
     │   ├── StateConflict               a compare-and-swap lost the race (not retryable:
     │   │                               the same write would lose again; reload instead)
     │   ├── LeaseHeld                   another runner holds the policy's lease
+    │   ├── LeaseLost                   this runner's lease lapsed or was taken over:
+    │   │                               stop acting (not retryable)
     │   └── (per backend)               StateBusy (SQLite), StateUnavailable (DynamoDB):
     │                                   retryable
     ├── ProviderError                   a secret store failed (provider, operation, reference)
@@ -59,6 +61,15 @@ class StateConflict(StateError):
 
 class LeaseHeld(StateError):
     """Another runner holds the lease on this policy; it will be reconciled there."""
+
+
+class LeaseLost(StateError):
+    """This runner's lease on a policy lapsed, was taken over, or is about to expire.
+
+    Raised by ``Lease.ensure`` before a side effect and by a ``save`` under a lease no
+    longer held (which then writes nothing). Not retryable: the runner must stop acting
+    on the policy; whoever holds the lease now, or the next run, carries on.
+    """
 
 
 class ProviderError(BridgeError):

@@ -26,8 +26,19 @@ MARKER = "LANGSMITH_BRIDGE_MANAGED"
 
 Format = Literal["dotenv", "json"]
 
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""The most a target may hold. A payload is a few hundred bytes; AWS caps a SecretString at
+64 KiB too. Anything larger is refused before it is read, let alone parsed."""
+
+_OWN_NAMES = frozenset({API_KEY, ENDPOINT, WORKSPACE_ID, MARKER})
+
 _ESCAPES = {"n": "\n", "r": "\r"}
 _DOTENV_LINE = re.compile(r"^(?:export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
+
+
+class PayloadFormatError(ValueError):
+    """Text that is not a payload. Its message says why without quoting the text (it may
+    hold a key); providers turn it into a ``ProviderError`` naming the target."""
 
 
 def settings_digest(settings: Mapping[str, str]) -> str:
@@ -129,17 +140,53 @@ def encode(env: Mapping[str, str], fmt: Format) -> str:
 def decode(text: str, fmt: Format) -> dict[str, str]:
     """Parse what ``encode`` wrote (and reasonable hand-written dotenv/JSON).
 
+    Total: whatever a target holds (a hand edit, binary junk, a megabyte, a value nested
+    100000 deep) ends here as a map or as a ``PayloadFormatError``, never as another
+    exception that would end the whole run instead of blocking one policy.
+
     Raises:
-        ValueError: the text is not of the format; the message never quotes the content.
+        PayloadFormatError: the text is not a payload of the format; the message never
+            quotes the content, which may hold a key.
     """
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON (line {exc.lineno})") from None
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ValueError("not a JSON object of string values")
-        return data
+    if not isinstance(text, str):  # a caller's bug, or an SDK answer of another type
+        raise PayloadFormatError(f"not text but {type(text).__name__}")
+    too_large = oversize(len(text.encode("utf-8", "surrogatepass")))
+    if too_large:
+        raise PayloadFormatError(too_large)
+    env = _decode_json(text) if fmt == "json" else _decode_dotenv(text)
+    _check_environment(env)
+    return env
+
+
+def oversize(size: int) -> str | None:
+    """Why ``size`` bytes cannot be a payload, or ``None`` when they can."""
+    if size <= MAX_PAYLOAD_BYTES:
+        return None
+    return f"too large to be a payload: {size} bytes (at most {MAX_PAYLOAD_BYTES})"
+
+
+def _decode_json(text: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadFormatError(f"not valid JSON (line {exc.lineno})") from None
+    except RecursionError:
+        # Not a ValueError: "[" * 100000 exhausts the parser's stack before it fails.
+        raise PayloadFormatError("JSON nested too deeply to be a payload") from None
+    except ValueError:  # valid JSON, but an integer over Python's 4300-digit limit
+        raise PayloadFormatError("holds a number with too many digits to read") from None
+    if not isinstance(data, dict):
+        raise PayloadFormatError(f"a JSON {_json_type(data)}, not an object of string values")
+    for name, value in data.items():
+        if not isinstance(value, str):
+            # Only the bridge's own names are shown: any other name is content, and a
+            # hand edit may have used a key as a name.
+            which = name if name in _OWN_NAMES else "a value"
+            raise PayloadFormatError(f"{which} is a JSON {_json_type(value)}, not a string")
+    return data
+
+
+def _decode_dotenv(text: str) -> dict[str, str]:
     env: dict[str, str] = {}
     # Only "\n" ends a line: ``splitlines`` would also split inside a quoted value at
     # "\x0b", "\x85", "\u2028" and friends, which ``_quote`` leaves as they are.
@@ -149,9 +196,33 @@ def decode(text: str, fmt: Format) -> dict[str, str]:
             continue
         match = _DOTENV_LINE.match(stripped)
         if not match:
-            raise ValueError(f"line {number} is not NAME=value")
+            raise PayloadFormatError(f"line {number} is not NAME=value")
         env[match["name"]] = _unquote(match["value"].strip())
     return env
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    """Refuse what no environment can hold, before a fingerprint or ``os.environ`` trips on
+    it: a NUL, or a lone surrogate (JSON's ``"\\ud800"``), which cannot be encoded."""
+    for text in (*env, *env.values()):
+        if "\0" in text:
+            raise PayloadFormatError("holds a NUL character, which no environment can")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadFormatError("holds text that is not valid Unicode") from None
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else "null"
 
 
 def _quote(value: str) -> str:

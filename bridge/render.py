@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge.engine import Plan, RunReport
 from bridge.engine.status import PolicyStatus, SupersededKey, TargetStatus
+from bridge.state import PolicyRecord
 
 
 def plan_text(plans: list[Plan]) -> str:
@@ -69,6 +70,9 @@ def status_table(policies: Sequence[PolicyStatus], now: datetime) -> str:
         details += [
             f"{entry.name}: pending rotation {p.rotation_id} ({p.phase})" for p in entry.pending
         ]
+        details += [
+            f"{entry.name}: key {short} EXPIRES before the next run" for short in entry.expiring
+        ]
         if entry.last_error:
             details.append(f"{entry.name}: last error: {entry.last_error}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -77,6 +81,29 @@ def status_table(policies: Sequence[PolicyStatus], now: datetime) -> str:
         for row in rows
     ]
     return "\n".join(lines + details)
+
+
+def history_text(record: PolicyRecord) -> str:
+    """``history POLICY``: what was done, when, why and by whom, oldest first."""
+    lines = [
+        f"{record.policy}: last run {_instant(record.last_run_at)}, last success "
+        f"{_instant(record.last_success_at)}"
+    ]
+    if record.last_error:
+        lines.append(f"  last error: {record.last_error}")
+    if not record.history:
+        lines.append("  no history yet")
+    for item in record.history:
+        key = f" {item.short_key}" if item.short_key else ""
+        lines.append(
+            f"  {_instant(item.at)}  {item.action}{key} (rotation {item.rotation_id or '-'}) "
+            f"by {item.actor}: {item.reason}"
+        )
+    return "\n".join(lines)
+
+
+def _instant(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}Z" if value else "never"
 
 
 def _superseded(entry: SupersededKey) -> str:

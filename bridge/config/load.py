@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from bridge.config.durations import format_duration
+from bridge.config.file import FileTarget
 from bridge.config.model import BridgeConfig, LangSmithSettings
 from bridge.errors import ConfigError
 from bridge.secrets import Secret
@@ -48,8 +49,26 @@ def load_config(path: Path) -> BridgeConfig:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    config = parse_config(raw, source=str(path))
-    return _anchor(config, path.resolve().parent)
+    config = _anchor(parse_config(raw, source=str(path)), path.resolve().parent)
+    _check_one_writer(config, source=str(path))
+    return config
+
+
+def _check_one_writer(config: BridgeConfig, source: str) -> None:
+    """Refuse two targets that are one file under different spellings (``a.json``,
+    ``./x/../a.json``, a symlinked folder): two writers of one file overwrite each other."""
+    seen: dict[str, str] = {}
+    for policy in config.policy:
+        for index, target in enumerate(policy.target):
+            if not isinstance(target, FileTarget):
+                continue
+            where = f"policy {policy.name!r} target[{index}]"
+            other = seen.setdefault(os.path.realpath(target.path), where)
+            if other != where:
+                raise ConfigError(
+                    f"{source}: {other} and {where} are the same file {target.path}; "
+                    "each file has one writer"
+                )
 
 
 def parse_config(
@@ -145,7 +164,8 @@ def _anchor(model: M, base: Path) -> M:
 
 def _anchor_value(value: Any, base: Path) -> Any:
     if isinstance(value, Path):
-        return value if value.is_absolute() else base / value
+        # normpath: one spelling per file, so the state and messages name it one way.
+        return Path(os.path.normpath(value if value.is_absolute() else base / value))
     if isinstance(value, BaseModel):
         return _anchor(value, base)
     if isinstance(value, tuple):

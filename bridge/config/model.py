@@ -11,12 +11,16 @@ from uuid import UUID
 from pydantic import Field, field_validator, model_validator
 
 from bridge.config.base import Frozen as _Frozen
-from bridge.config.durations import Duration
+from bridge.config.durations import Duration, format_duration
 from bridge.config.targets import TargetConfig
 from bridge.langsmith.endpoints import REGION_ENDPOINTS, normalize_endpoint
 from bridge.secrets import redact
 
+RATE_WINDOW = timedelta(seconds=10)  # LangSmith's rate limits count per 10 seconds
+
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+Gate = Literal["explicit", "usage", "grace"]
 
 
 def _uuid(value: str) -> str:
@@ -48,11 +52,12 @@ class LangSmithSettings(_Frozen):
         "JSON with LANGSMITH_API_KEY; for the Lambda. Needs the aws extra.",
     )
     organization_id: str | None = Field(None, description="Sent as X-Organization-Id when set.")
-    instance: str = Field(
-        "default",
+    instance: str | None = Field(
+        None,
         pattern=r"^[A-Za-z0-9_.-]{1,32}$",
         description="Name of this bridge deployment; keys are marked with it, so two bridges "
-        "sharing an organization never touch each other's keys.",
+        "sharing an organization never touch each other's keys. Default: an id the state "
+        "store makes on first use (older states keep 'default', what they marked keys with).",
     )
     timeout: Duration = Field(timedelta(seconds=10), description="Per-request timeout.")
     max_attempts: int = Field(4, ge=1, le=10, description="Tries per request, retries included.")
@@ -114,6 +119,12 @@ class LangSmithSettings(_Frozen):
         return self
 
     @property
+    def worst_call(self) -> timedelta:
+        """The longest one LangSmith call can take with its retries: every attempt times out,
+        and each pause waits out a whole 10-second rate-limit window."""
+        return self.timeout * self.max_attempts + RATE_WINDOW * (self.max_attempts - 1)
+
+    @property
     def api_endpoint(self) -> str:
         """The endpoint the bridge calls (region shorthand resolved; US SaaS by default)."""
         if self.endpoint:
@@ -157,13 +168,25 @@ class RunSettings(_Frozen):
     per_store_concurrency: int = Field(
         8, ge=1, le=64, description="Calls in flight to one secret store (per provider)."
     )
+    every: Duration = Field(
+        timedelta(hours=1),
+        description="How often this deployment runs (its cron schedule, EventBridge rate or "
+        "serve interval). Keys are replaced early enough that none expires between two runs.",
+    )
     lease_ttl: Duration = Field(
-        timedelta(minutes=5), description="How long a runner may hold a policy's lease."
+        timedelta(minutes=5),
+        description="How long a policy's lease lasts between renewals; renewed while a runner "
+        "works, so it bounds how long a dead runner blocks the policy.",
     )
     verify_attempts: int = Field(
-        5, ge=1, le=30, description="Tries to authenticate a new key before it is published."
+        31,
+        ge=1,
+        le=1000,
+        description="Tries to authenticate a new key before it is published. LangSmith caches "
+        "auth results for up to a minute, so a new key may be refused (401/403) that long; "
+        "the default tries for 90 s.",
     )
-    verify_delay: Duration = Field(timedelta(seconds=1), description="Pause between those tries.")
+    verify_delay: Duration = Field(timedelta(seconds=3), description="Pause between those tries.")
 
 
 class Policy(_Frozen):
@@ -183,7 +206,18 @@ class Policy(_Frozen):
     rotate_every: Duration = Field(timedelta(days=30))
     key_ttl: Duration = Field(timedelta(days=60), description="expires_at backstop on each key.")
     consumers: tuple[str, ...] = Field((), description="Applications that must acknowledge.")
-    ack: Literal["explicit", "usage", "grace"] = "explicit"
+    ack: tuple[Gate, ...] = Field(
+        ("explicit",),
+        min_length=1,
+        description="What opens the revocation gate: 'explicit' (every consumer's live "
+        "replicas acknowledged the new key), 'usage' (the old key shows no use), 'grace' "
+        "(min_overlap alone). A list composes: every gate in it must open.",
+    )
+    replica_ttl: Duration = Field(
+        timedelta(hours=1),
+        description="ack='explicit': a replica that has not acknowledged (its heartbeat) for "
+        "this long counts as gone, and no longer holds its consumer's gate.",
+    )
     min_overlap: Duration = Field(timedelta(0), description="Both keys live at least this long.")
     max_wait: Duration = Field(timedelta(days=7), description="How long to wait for the gate.")
     on_timeout: Literal["hold", "revoke"] = "hold"
@@ -192,6 +226,18 @@ class Policy(_Frozen):
         description="ack='usage': the old key must show no use for this long after supersession.",
     )
     target: tuple[TargetConfig, ...] = Field(min_length=1, description="Where the payload goes.")
+
+    @field_validator("ack", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("ack")
+    @classmethod
+    def _no_repeats(cls, value: tuple[Gate, ...]) -> tuple[Gate, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("ack gates repeat")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -228,15 +274,18 @@ class Policy(_Frozen):
 
     @model_validator(mode="after")
     def _check_policy(self) -> Policy:
-        if self.ack == "explicit" and not self.consumers:
+        if "explicit" in self.ack and not self.consumers:
             raise ValueError("ack = 'explicit' needs at least one consumer")
-        if self.key_ttl <= self.rotate_every + self.min_overlap:
-            raise ValueError(
-                "key_ttl must exceed rotate_every + min_overlap, or keys expire before "
-                "their successor has overlapped them"
-            )
         if self.rotate_every <= timedelta(0):
             raise ValueError("rotate_every must be positive")
+        if self.workspaces is None and self.default_workspace is None:
+            # LangSmith answers an org-wide key 403 org_scoped_key_requires_workspace on every
+            # workspace route (tracing included) unless the client names a workspace.
+            raise ValueError(
+                "an org-wide key (no 'workspaces') needs 'default_workspace': without a "
+                "workspace, consumers get 403 org_scoped_key_requires_workspace on every "
+                "workspace route, tracing included"
+            )
         if self.org_role_id and self.workspaces is not None:
             raise ValueError("org_role_id applies to org-wide keys only (omit 'workspaces')")
         if (
@@ -249,6 +298,12 @@ class Policy(_Frozen):
         if len(set(ids)) != len(ids):
             raise ValueError("two targets have the same address")
         return self
+
+    def needs_slack(self, every: timedelta) -> timedelta:
+        """How much longer than ``rotate_every`` a key must live, with runs ``every`` apart:
+        the run that replaces it may come ``every`` late, and both keys then overlap for
+        ``min_overlap``."""
+        return every + self.min_overlap
 
     @property
     def published_workspace(self) -> str | None:
@@ -300,6 +355,28 @@ class BridgeConfig(_Frozen):
                         f"{target.target_id}"
                     )
         return policies
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> BridgeConfig:
+        every = self.run.every
+        for policy in self.policy:
+            if policy.key_ttl <= policy.rotate_every + policy.needs_slack(every):
+                raise ValueError(
+                    f"policy {policy.name!r}: key_ttl {format_duration(policy.key_ttl)} cannot "
+                    f"be honoured: with runs every {format_duration(every)} (run.every), a key "
+                    f"may be replaced up to that late, and min_overlap "
+                    f"{format_duration(policy.min_overlap)} must pass before it expires; "
+                    f"key_ttl must exceed rotate_every + run.every + min_overlap"
+                )
+        worst = self.langsmith.worst_call
+        if self.run.lease_ttl < 3 * worst:
+            raise ValueError(
+                f"run.lease_ttl {format_duration(self.run.lease_ttl)} is shorter than three "
+                f"times the longest LangSmith call ({format_duration(worst)}: timeout x "
+                "max_attempts plus their back-off); a lease renewed every third of its life "
+                "must outlast any call made under it"
+            )
+        return self
 
     def get_policy(self, name: str) -> Policy:
         for policy in self.policy:

@@ -8,10 +8,14 @@ Usage::
         admin_key = emu.bootstrap["admin_key"]   # org-scoped Organization Admin key
         ...                                      # talk HTTP to emu.url
 
-Modules: ``core`` (the ``Emulator``), ``server`` (HTTP/1.1 plumbing), ``api`` (routes,
-auth, permissions), ``control`` (``/_emulator`` test hooks), ``state`` (the in-memory
-world), ``models`` (request validation), ``views`` (response shapes), ``faults``
-(latency, injected failures, rate limit), ``clock`` and ``cli``.
+Modules: ``core`` (the ``Emulator``), ``server`` (HTTP/1.1 plumbing, the ``Date``
+header), ``api`` (routes, auth, permissions), ``api_tokens`` (personal access tokens),
+``api_tracing`` (the SDK's ingest routes), ``control`` (``/_emulator`` test hooks),
+``state`` (the in-memory world), ``tracing`` (tracing projects and run counts),
+``ingest`` and ``bodies`` (ingest payloads), ``keyauth`` (accepting a key),
+``switches`` (auth cache, ``last_used_at`` granularity, expiry caps), ``models``
+(request validation), ``views`` (response shapes), ``faults`` (latency, injected
+failures, rate limit), ``clock`` and ``cli``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,19 @@ if TYPE_CHECKING:
     from bridge.emulator.faults import FaultSwitches
     from bridge.emulator.records import KeyRecord
     from bridge.emulator.state import EmulatorState
+    from bridge.emulator.switches import AuthSwitches, OrgLimits
+    from bridge.emulator.tracing import TraceStore
 
-__all__ = ["Emulator", "EmulatorClock", "EmulatorState", "FaultSwitches", "KeyRecord"]
+__all__ = [
+    "AuthSwitches",
+    "Emulator",
+    "EmulatorClock",
+    "EmulatorState",
+    "FaultSwitches",
+    "KeyRecord",
+    "OrgLimits",
+    "TraceStore",
+]
 
 # Loaded on first use, so that ``bridge.emulator.options`` (the CLI's parser) stays cheap.
 _HOMES = {
@@ -35,6 +50,9 @@ _HOMES = {
     "EmulatorState": "state",
     "FaultSwitches": "faults",
     "KeyRecord": "records",
+    "AuthSwitches": "switches",
+    "OrgLimits": "switches",
+    "TraceStore": "tracing",
 }
 
 

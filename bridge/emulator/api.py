@@ -4,6 +4,10 @@ Every route answers under ``/api/v1/<route>`` and under the bare ``/<route>`` th
 official SDK uses; the HTTP layer strips the prefix before ``Api.handle`` sees it.
 Checks run in FastAPI's order: authentication and scope (401/403) first, then
 parameter and body validation (422), then the lookup (404).
+
+This module holds the key-management and read-only routes; ``api_tokens`` adds the
+personal access tokens and ``api_tracing`` the SDK's ingest routes, under the very
+same authentication (both register themselves when this module is imported).
 """
 
 from __future__ import annotations
@@ -17,20 +21,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.emulator import views
-from bridge.emulator.clock import utc
+from bridge.emulator.clock import EmulatorClock, utc
 from bridge.emulator.control import Control
 from bridge.emulator.faults import FaultInjector, RateLimiter
 from bridge.emulator.models import (
     APIKeyCreateRequest,
     APIKeyUpdateRequest,
     ServiceKeysQuery,
-    SessionsQuery,
     WorkspacesQuery,
     parse_body,
     parse_query,
     parse_uuid,
 )
-from bridge.emulator.records import KeyRecord, KeyRuleError
+from bridge.emulator.records import KeyKind, KeyRecord, KeyRuleError
 from bridge.emulator.responses import (
     ApiError,
     Request,
@@ -41,6 +44,8 @@ from bridge.emulator.responses import (
     validation_error,
 )
 from bridge.emulator.state import EmulatorState
+from bridge.emulator.switches import OrgLimits, Switch
+from bridge.emulator.tracing import TraceStore
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +82,12 @@ class Call:
         return self.workspace_id
 
 
-Handler = Callable[["Api", Call], Any]
+Handler = Callable[["Api", Call], Any]  # returns the 200 body, or a whole ``Response``
 
 
 @dataclass(frozen=True)
 class Route:
-    """One method and path template, its scope, and the handler returning the 200 body."""
+    """One method and path template, its scope, and its handler."""
 
     method: str
     pattern: re.Pattern[str]
@@ -98,21 +103,35 @@ class Api:
     """Answers LangSmith requests from the state, after the test switches had their say.
 
     Args:
-        state: The store.
+        state: The store of keys and the organization.
         faults: Latency and injected failures.
         limiter: The per-key (or per-IP) rate limit.
         control: The ``/_emulator`` test hooks, which skip faults and limits.
+        traces: Tracing projects and run counts.
+        org: The organization's key-expiry caps.
+        clock: The emulator clock.
     """
 
     routes: list[Route] = []
 
     def __init__(
-        self, state: EmulatorState, faults: FaultInjector, limiter: RateLimiter, control: Control
+        self,
+        state: EmulatorState,
+        faults: FaultInjector,
+        limiter: RateLimiter,
+        control: Control,
+        *,
+        traces: TraceStore,
+        org: Switch[OrgLimits],
+        clock: EmulatorClock,
     ) -> None:
         self.state = state
         self.faults = faults
         self.limiter = limiter
         self.control = control
+        self.traces = traces
+        self.org = org
+        self.clock = clock
 
     @classmethod
     def route(cls, method: str, template: str, scope: Scope) -> Callable[[Handler], Handler]:
@@ -150,7 +169,8 @@ class Api:
             return too_many_requests(retry_after)
         route, params = self._match(request)
         call = self._authorize(request, route, params)
-        return Response(200, route.handler(self, call))
+        result = route.handler(self, call)
+        return result if isinstance(result, Response) else Response(200, result)
 
     @staticmethod
     def _identity(request: Request) -> str:
@@ -188,6 +208,8 @@ class Api:
     def _workspace(self, request: Request, key: KeyRecord) -> str:
         tenant = request.header("x-tenant-id")
         if tenant is None:
+            if key.kind == "pat":  # a PAT falls back to its default, else the first workspace
+                return key.default_workspace_id or self.state.seed.workspaces[0].id
             if key.workspace_ids is None:
                 raise ApiError(
                     403,
@@ -215,8 +237,18 @@ class Api:
         if not self.state.can_admin_workspace(call.caller, call.workspace):
             raise detail(403, "Workspace Admin role required to manage API keys")
 
+    def check_expiry_cap(self, kind: KeyKind, body: APIKeyCreateRequest) -> None:
+        """400 if the body's ``expires_at`` breaks the organization's cap for ``kind``
+        (see ``OrgLimits.refusal`` for the emulator's reading of the cap)."""
+        expires_at = utc(body.expires_at) if body.expires_at else None
+        reason = self.org.value.refusal(kind, expires_at, self.clock.now())
+        if reason is not None:
+            raise detail(400, reason)
+
     def create_key(self, body: APIKeyCreateRequest, workspaces: list[str] | None) -> Any:
-        """Mint a key from a validated body; rule violations become 422."""
+        """Mint a service key from a validated body; rule violations become 422, an
+        expiry beyond the organization's cap 400."""
+        self.check_expiry_cap("service", body)
         try:
             record, key = self.state.create_key(
                 description=body.description,
@@ -331,7 +363,7 @@ def get_organization(api: Api, call: Call) -> Any:
 
 @route("GET", "/orgs/current/info", "org")
 def get_organization_info(api: Api, call: Call) -> Any:
-    return views.organization_info_view(api.state, call.caller)
+    return views.organization_info_view(api.state, call.caller, api.org.value)
 
 
 @route("GET", "/orgs/current/roles", "org")
@@ -347,17 +379,6 @@ def list_roles(api: Api, call: Call) -> Any:
     ]
 
 
-@route("GET", "/sessions", "workspace")
-def list_sessions(api: Api, call: Call) -> Any:
-    query = parse_query(SessionsQuery, call.request.query)
-    projects = api.state.projects(call.workspace)
-    if query.id is not None:
-        wanted = {str(i) for i in query.id}
-        projects = [p for p in projects if p.id in wanted]
-    if query.name is not None:
-        projects = [p for p in projects if p.name == query.name]
-    if query.name_contains is not None:
-        projects = [p for p in projects if query.name_contains in p.name]
-    projects.sort(key=lambda p: (p.start_time, p.name), reverse=True)
-    page = projects[query.offset : query.offset + query.limit]
-    return [views.project_view(p) for p in page]
+# The other route modules register on ``Api.routes`` as they load; they import this
+# module, so they are loaded last.
+from bridge.emulator import api_tokens, api_tracing  # noqa: E402, F401

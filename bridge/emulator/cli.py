@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             rate_window_s=args.rate_window_s,
             seed=args.seed,
+            auth_cache_delay_s=args.auth_cache_delay_s,
+            last_used_granularity_s=args.last_used_granularity_s,
+            max_service_key_expiry_days=args.max_service_key_expiry_days,
+            max_pat_expiry_days=args.max_pat_expiry_days,
         )
     except ValueError as exc:
         print(f"langsmith emulator: {exc}", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""The ``/_emulator/`` test hooks: clock, fault switches, key inspection and reset.
+"""The ``/_emulator/`` test hooks: clock, switches, key and run inspection, and reset.
+
+``GET``/``POST`` ``/_emulator/clock``, ``/_emulator/faults``, ``/_emulator/auth`` (auth
+cache delay, ``last_used_at`` granularity) and ``/_emulator/org`` (expiry caps);
+``GET /_emulator/keys`` and ``GET /_emulator/runs`` (runs received); and
+``POST /_emulator/reset``.
 
 They need no key, answer only loopback clients, and are never delayed, failed or
 rate-limited by the switches they control. Nothing they return carries a secret.
@@ -18,6 +23,8 @@ from bridge.emulator.faults import FaultInjector
 from bridge.emulator.models import parse_body
 from bridge.emulator.responses import ApiError, Request, Response, detail, validation_error
 from bridge.emulator.state import EmulatorState
+from bridge.emulator.switches import AuthSwitches, OrgLimits, Switch
+from bridge.emulator.tracing import TraceStore
 
 
 class ClockChange(BaseModel):
@@ -48,14 +55,36 @@ class FaultChange(BaseModel):
     seed: int | None = None
 
 
+class AuthChange(BaseModel):
+    """Body of ``POST /_emulator/auth``: the switches to change (seconds, >= 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth_cache_delay_s: float | None = Field(default=None, ge=0)
+    last_used_granularity_s: float | None = Field(default=None, ge=0)
+
+
+class OrgChange(BaseModel):
+    """Body of ``POST /_emulator/org``: caps to change; ``null`` removes a cap, an
+    absent field leaves it as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_service_key_expiry_days: int | None = Field(default=None, ge=1)
+    max_pat_expiry_days: int | None = Field(default=None, ge=1)
+
+
 class Control:
     """Answers ``/_emulator/*``.
 
     Args:
         state: The store (for key inspection).
         clock: The emulator clock.
-        faults: The switches.
+        faults: The fault switches.
         reset: Restores the bootstrap world.
+        traces: The run counts.
+        auth: The auth switches.
+        org: The organization's expiry caps.
     """
 
     def __init__(
@@ -64,11 +93,18 @@ class Control:
         clock: EmulatorClock,
         faults: FaultInjector,
         reset: Callable[[], None],
+        *,
+        traces: TraceStore,
+        auth: Switch[AuthSwitches],
+        org: Switch[OrgLimits],
     ) -> None:
         self._state = state
         self._clock = clock
         self._faults = faults
         self._reset = reset
+        self._traces = traces
+        self._auth = auth
+        self._org = org
 
     def handle(self, request: Request) -> Response:
         """The response to a control request; never raises."""
@@ -89,8 +125,21 @@ class Control:
                 return self._faults.switches.as_dict()
             case ("POST", "/_emulator/faults"):
                 return self._set_faults(parse_body(FaultChange, request.body))
+            case ("GET", "/_emulator/auth"):
+                return self._auth.value.as_dict()
+            case ("POST", "/_emulator/auth"):
+                change = parse_body(AuthChange, request.body)
+                return self._auth.configure(**change.model_dump(exclude_none=True)).as_dict()
+            case ("GET", "/_emulator/org"):
+                return self._org.value.as_dict()
+            case ("POST", "/_emulator/org"):
+                org = parse_body(OrgChange, request.body)
+                changes = {name: getattr(org, name) for name in org.model_fields_set}
+                return self._org.configure(**changes).as_dict()
             case ("GET", "/_emulator/keys"):
                 return self._state.inspect_keys()
+            case ("GET", "/_emulator/runs"):
+                return self._traces.inspect()
             case ("POST", "/_emulator/reset"):
                 self._reset()
                 return {"reset": True}

@@ -15,6 +15,8 @@ from bridge.emulator.faults import FaultInjector, FaultSwitches, RateLimiter
 from bridge.emulator.records import Seed
 from bridge.emulator.server import EmulatorHTTPServer
 from bridge.emulator.state import EmulatorState
+from bridge.emulator.switches import AuthSwitches, OrgLimits, Switch
+from bridge.emulator.tracing import TraceStore
 
 
 def _loopback(host: str) -> str:
@@ -47,6 +49,11 @@ class Emulator:
         rate_window_s: The rate-limit window in seconds (on the emulator clock).
         seed: Seed for the fault draws, for repeatable failure sequences.
         clock: The clock to use; a fresh real-time ``EmulatorClock`` by default.
+        auth_cache_delay_s: Seconds a deleted, revoked or expired key is still accepted,
+            and a new key still refused (see ``AuthSwitches``).
+        last_used_granularity_s: ``last_used_at`` moves at most this often per key.
+        max_service_key_expiry_days: The organization's cap on service-key expiry.
+        max_pat_expiry_days: The organization's cap on PAT expiry.
 
     Raises:
         ValueError: A switch is out of range or ``host`` is not loopback.
@@ -64,22 +71,46 @@ class Emulator:
         rate_window_s: float = 10.0,
         seed: int | None = None,
         clock: EmulatorClock | None = None,
+        auth_cache_delay_s: float = 0.0,
+        last_used_granularity_s: float = 0.0,
+        max_service_key_expiry_days: int | None = None,
+        max_pat_expiry_days: int | None = None,
     ) -> None:
         self._address = (_loopback(host), port)
         self.clock = clock or EmulatorClock()
-        self.state = EmulatorState(Seed.generate(self.clock.now()), self.clock)
+        self.auth = Switch(AuthSwitches(auth_cache_delay_s, last_used_granularity_s))
+        self.org = Switch(OrgLimits(max_service_key_expiry_days, max_pat_expiry_days))
+        world = Seed.generate(self.clock.now())
+        self.state = EmulatorState(world, self.clock, self.auth)
+        self.traces = TraceStore(world, self.clock)
         switches = FaultSwitches(latency_ms, fault_rate, fault_status, throttle_rate)
         self.faults = FaultInjector(switches, seed)
         self.limiter = RateLimiter(rate_limit, rate_window_s, self.clock)
-        control = Control(self.state, self.clock, self.faults, self.reset)
-        self.api = Api(self.state, self.faults, self.limiter, control)
+        control = Control(
+            self.state,
+            self.clock,
+            self.faults,
+            self.reset,
+            traces=self.traces,
+            auth=self.auth,
+            org=self.org,
+        )
+        self.api = Api(
+            self.state,
+            self.faults,
+            self.limiter,
+            control,
+            traces=self.traces,
+            org=self.org,
+            clock=self.clock,
+        )
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> Self:
         """Bind and serve in a daemon thread; returns ``self``. Idempotent."""
         if self._server is None:
-            self._server = EmulatorHTTPServer(self._address, self.api)
+            self._server = EmulatorHTTPServer(self._address, self.api, self.clock)
             self._thread = threading.Thread(
                 target=self._server.serve_until_stopped,
                 name=f"langsmith-emulator-{self.port}",
@@ -157,12 +188,52 @@ class Emulator:
         }
         return self.faults.configure(seed=seed, **changes)
 
+    def set_auth(
+        self,
+        *,
+        auth_cache_delay_s: float | None = None,
+        last_used_granularity_s: float | None = None,
+    ) -> AuthSwitches:
+        """Change the given auth switches (the rest stay).
+
+        Raises:
+            ValueError: A value is negative; nothing changes then.
+        """
+        changes = {
+            name: value
+            for name, value in {
+                "auth_cache_delay_s": auth_cache_delay_s,
+                "last_used_granularity_s": last_used_granularity_s,
+            }.items()
+            if value is not None
+        }
+        return self.auth.configure(**changes)
+
+    def set_org(self, **caps: int | None) -> OrgLimits:
+        """Set expiry caps by name (``max_service_key_expiry_days``,
+        ``max_pat_expiry_days``); ``None`` removes a cap, an absent name keeps it.
+
+        Raises:
+            ValueError: A cap below 1 day; nothing changes then.
+            TypeError: An unknown cap name.
+        """
+        return self.org.configure(**caps)
+
+    def run_count(self, **where: str | None) -> int:
+        """Shorthand for ``self.traces.run_count(...)``: runs received, optionally by
+        ``workspace_id``, ``session`` (project name or id) or ``key_id``."""
+        return self.traces.run_count(**where)
+
     def reset(self) -> None:
-        """Restore the bootstrap world: same admin key and ids, no other keys, the
-        constructor's switches and seed, fresh rate-limit windows. The clock is not reset.
+        """Restore the bootstrap world: same admin key and ids, no other keys, projects or
+        runs, the constructor's switches (faults, auth, expiry caps) and seed, fresh
+        rate-limit windows. The clock is not reset.
         """
         self.state.reset()
+        self.traces.reset()
         self.faults.reset()
+        self.auth.reset()
+        self.org.reset()
         self.limiter.reset()
 
     def advance(self, delta: timedelta | float) -> None:

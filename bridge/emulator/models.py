@@ -67,6 +67,20 @@ class SessionsQuery(_Lenient):
     id: list[UUID] | None = None
 
 
+class SessionCreateRequest(_Lenient):
+    """Body of ``POST /sessions`` (the fields the emulator keeps; the rest is ignored)."""
+
+    name: str = Field(min_length=1)
+    id: UUID | None = None
+    description: str | None = None
+
+
+class SessionCreateQuery(_Lenient):
+    """Query of ``POST /sessions``."""
+
+    upsert: bool = False
+
+
 def _as_422(exc: ValidationError, where: str) -> ApiError:
     return validation_error(
         *(([where, *error["loc"]], error["msg"], error["type"]) for error in exc.errors())

@@ -24,3 +24,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit", type=int, default=1000, help="requests per key per window")
     parser.add_argument("--rate-window-s", type=float, default=10.0, help="rate window, seconds")
     parser.add_argument("--seed", type=int, default=None, help="seed for repeatable faults")
+    parser.add_argument(
+        "--auth-cache-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        dest="auth_cache_delay_s",
+        help="a deleted or expired key still works, and a new key does not yet, for SECONDS",
+    )
+    parser.add_argument(
+        "--last-used-granularity",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        dest="last_used_granularity_s",
+        help="move a key's last_used_at at most every SECONDS",
+    )
+    parser.add_argument(
+        "--max-service-key-expiry-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="organization cap on service-key expiry (creation beyond it answers 400)",
+    )
+    parser.add_argument(
+        "--max-pat-expiry-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="organization cap on personal-access-token expiry",
+    )

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Literal
 
 KEY_PREFIX = "lsv2_sk_"
+PAT_PREFIX = "lsv2_pt_"
 AccessScope = Literal["organization", "workspace"]
+KeyKind = Literal["service", "pat"]
 
 # (name, display name, scope) of the system roles the emulator knows.
 ROLE_TABLE: tuple[tuple[str, str, AccessScope], ...] = (
@@ -39,9 +41,9 @@ class KeyRuleError(ValueError):
         self.field = field
 
 
-def new_key() -> str:
-    """A fresh service key: ``lsv2_sk_`` + 32 hex + ``_`` + 10 hex (51 characters)."""
-    return f"{KEY_PREFIX}{secrets.token_hex(16)}_{secrets.token_hex(5)}"
+def new_key(prefix: str = KEY_PREFIX) -> str:
+    """A fresh key: ``lsv2_sk_`` (or ``lsv2_pt_``) + 32 hex + ``_`` + 10 hex (51 characters)."""
+    return f"{prefix}{secrets.token_hex(16)}_{secrets.token_hex(5)}"
 
 
 def hash_key(key: str) -> str:
@@ -52,11 +54,13 @@ def hash_key(key: str) -> str:
 def short_key(key: str) -> str:
     """The non-secret display form: prefix, first 4 and last 4 hex digits (32 of 168 bits).
 
-    The real format is undocumented; this one keeps the ``lsv2_sk_`` prefix so a reader
-    can tell the key type, and shows both ends so two keys are easy to tell apart.
+    The real format is undocumented; this one keeps the ``lsv2_sk_`` (or ``lsv2_pt_``)
+    prefix so a reader can tell the key type, and shows both ends so two keys are easy to
+    tell apart.
     """
-    body = key.removeprefix(KEY_PREFIX)
-    return f"{KEY_PREFIX}{body[:4]}...{key[-4:]}"
+    prefix = PAT_PREFIX if key.startswith(PAT_PREFIX) else KEY_PREFIX
+    body = key.removeprefix(prefix)
+    return f"{prefix}{body[:4]}...{key[-4:]}"
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,13 @@ class Project:
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """A stored service key, without its secret.
+    """A stored service key or personal access token, without its secret.
 
-    ``workspace_ids`` is ``None`` for an organization-scoped key.
+    ``workspace_ids`` is ``None`` for an organization-scoped key, and for every PAT: a
+    PAT acts as its user, who reaches every workspace of the organization.
+    ``revoked_at`` is set only on a revoked PAT (service keys cannot be revoked).
+    ``accepted_from`` is when a stale auth cache first accepts a new key (creation plus
+    the auth-cache delay in force then); ``None`` means from creation.
     """
 
     id: str
@@ -108,6 +116,10 @@ class KeyRecord:
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
     deleted_at: datetime | None = None
+    kind: KeyKind = "service"
+    default_workspace_id: str | None = None
+    revoked_at: datetime | None = None
+    accepted_from: datetime | None = None
 
     @property
     def access_scope(self) -> AccessScope:
@@ -122,8 +134,16 @@ class KeyRecord:
         return self.workspace_ids is None or workspace_id in self.workspace_ids
 
     def usable_at(self, now: datetime) -> bool:
-        """Neither deleted nor expired at ``now``."""
-        return not self.deleted and (self.expires_at is None or self.expires_at > now)
+        """Neither deleted, revoked nor expired at ``now``."""
+        return self.refused_since(now) is None
+
+    def refused_since(self, now: datetime) -> datetime | None:
+        """When the key stopped working, if it has by ``now``: the earliest of its
+        deletion, revocation and expiry; ``None`` while it still works."""
+        ends = [self.deleted_at, self.revoked_at]
+        if self.expires_at is not None and self.expires_at <= now:
+            ends.append(self.expires_at)
+        return min((end for end in ends if end is not None), default=None)
 
 
 @dataclass(frozen=True)

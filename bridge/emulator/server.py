@@ -3,11 +3,19 @@
 It turns raw requests into ``Request`` values (``/api/v1`` prefix stripped, headers
 lower-cased, the body read in full) and ``Response`` values back into bytes with an
 exact ``Content-Length``, so clients can reuse connections.
+
+Every response carries exactly one ``Date`` header, read from the emulator clock, not
+the wall clock: a client measuring time on LangSmith's clock (how long a key has been
+quiet, say) then sees the time a test moved the clock to. ``http.server`` writes
+``Date`` itself in ``send_response``; ``date_time_string`` is what it asks, so that is
+what the handler overrides (there is no second server layer, such as uvicorn, that
+would add its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import selectors
@@ -18,13 +26,15 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from bridge.emulator.api import Api
+from bridge.emulator.clock import EmulatorClock
 from bridge.emulator.responses import Request, Response
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 IDLE_TIMEOUT_S = 60.0
-MAX_BODY = 1 << 20
+MAX_BODY = 24 << 20  # the 20 MiB trace batches /info advertises, plus multipart framing
+NO_BODY = (204, 304)
 
 
 def route_of(path: str) -> str:
@@ -49,8 +59,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # socketserver's default of 5 resets bursts of new connections
 
-    def __init__(self, address: tuple[str, int], api: Api) -> None:
+    def __init__(self, address: tuple[str, int], api: Api, clock: EmulatorClock) -> None:
         self.api = api
+        self.clock = clock
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -179,17 +190,25 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header's value: the emulator clock's now, as an HTTP-date."""
+        instant = self.server.clock.now().timestamp() if timestamp is None else timestamp
+        return email.utils.formatdate(instant, usegmt=True)
+
     def _send(self, response: Response) -> None:
-        payload = json.dumps(response.body, separators=(",", ":")).encode()
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+        payload = b""
+        if response.status not in NO_BODY:
+            payload = json.dumps(response.body, separators=(",", ":")).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
         for name, value in response.headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
+        if payload:
+            self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line never carries a key (keys travel in headers), so it is safe.

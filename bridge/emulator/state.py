@@ -1,4 +1,5 @@
-"""The emulator's in-memory world: one organization, its workspaces, projects, roles, keys.
+"""The emulator's in-memory world: one organization, its workspaces, projects, roles,
+service keys and the personal access tokens (PATs) of its one user.
 
 Everything sits behind one lock, and records are frozen dataclasses replaced on change,
 so a record handed out is a consistent snapshot. Only the SHA-256 of a key is stored;
@@ -16,8 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from bridge.emulator.clock import EmulatorClock, isoformat
+from bridge.emulator.keyauth import accepts, new_key_accepted_from, touched
 from bridge.emulator.records import (
+    PAT_PREFIX,
     AccessScope,
+    KeyKind,
     KeyRecord,
     KeyRuleError,
     Project,
@@ -28,6 +32,7 @@ from bridge.emulator.records import (
     new_key,
     short_key,
 )
+from bridge.emulator.switches import AuthSwitches, Switch
 
 
 class EmulatorState:
@@ -36,11 +41,16 @@ class EmulatorState:
     Args:
         seed: The bootstrap world.
         clock: The emulator clock (for ``created_at``, expiry and ``last_used_at``).
+        auth: The auth switches (cache delay, ``last_used_at`` granularity); exact
+            behaviour by default.
     """
 
-    def __init__(self, seed: Seed, clock: EmulatorClock) -> None:
+    def __init__(
+        self, seed: Seed, clock: EmulatorClock, auth: Switch[AuthSwitches] | None = None
+    ) -> None:
         self.seed = seed
         self._clock = clock
+        self._auth = auth or Switch(AuthSwitches())
         self._lock = threading.Lock()
         self._keys: dict[str, KeyRecord] = {}
         self._by_hash: dict[str, str] = {}
@@ -85,7 +95,8 @@ class EmulatorState:
         return [ws for ws in self.seed.workspaces if key.reaches(ws.id)]
 
     def projects(self, workspace_id: str) -> list[Project]:
-        """The projects of one workspace."""
+        """The seeded projects of one workspace (``TraceStore.projects`` adds those that
+        tracing created)."""
         return [p for p in self.seed.projects if p.tenant_id == workspace_id]
 
     def is_org_admin(self, key: KeyRecord) -> bool:
@@ -101,15 +112,17 @@ class EmulatorState:
     # -- keys ------------------------------------------------------------------------------
 
     def authenticate(self, key: str) -> KeyRecord | None:
-        """The live record for ``key``, its ``last_used_at`` now set; ``None`` if unusable."""
+        """The record for ``key`` if it is accepted now, its ``last_used_at`` updated;
+        ``None`` if it is not. The auth switches decide both (see ``keyauth``)."""
         digest = hash_key(key)
         now = self._clock.now()
+        switches = self._auth.value
         with self._lock:
             key_id = self._by_hash.get(digest)
             record = self._keys.get(key_id) if key_id else None
-            if record is None or not record.usable_at(now):
+            if record is None or not accepts(record, now, switches):
                 return None
-            record = replace(record, last_used_at=now)
+            record = touched(record, now, switches)
             self._keys[record.id] = record
             return record
 
@@ -123,15 +136,14 @@ class EmulatorState:
         role_id: str | None = None,
         org_role_id: str | None = None,
     ) -> tuple[KeyRecord, str]:
-        """Mint a key; returns its record and the full key (the only time it exists).
+        """Mint a service key; returns its record and the full key (the only time it exists).
 
         Raises:
             KeyRuleError: A rule is broken (unknown workspace or role, past expiry, ...).
         """
         now = self._clock.now()
         scope = tuple(dict.fromkeys(workspace_ids)) if workspace_ids is not None else None
-        if expires_at is not None and expires_at <= now:
-            raise KeyRuleError("expires_at", "expires_at must be in the future")
+        self._check_expiry(expires_at, now)
         if scope is not None:
             if org_role_id is not None:
                 raise KeyRuleError("org_role_id", "org_role_id is only for org-scoped keys")
@@ -156,11 +168,67 @@ class EmulatorState:
             org_role_id=org_role.id if org_role else None,
             workspace_ids=scope,
             expires_at=expires_at,
+            accepted_from=new_key_accepted_from(now, self._auth.value),
         )
-        with self._lock:
-            self._keys[record.id] = record
-            self._by_hash[record.key_hash] = record.id
+        self._store(record)
         return record, key
+
+    def create_pat(
+        self,
+        *,
+        description: str,
+        expires_at: datetime | None = None,
+        default_workspace_id: str | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """Mint a personal access token of the organization's one user, an Organization
+        Admin: the token carries that user's roles and reaches every workspace.
+
+        Raises:
+            KeyRuleError: A past expiry or an unknown default workspace.
+        """
+        now = self._clock.now()
+        self._check_expiry(expires_at, now)
+        if default_workspace_id is not None and self.workspace(default_workspace_id) is None:
+            raise KeyRuleError(
+                "default_workspace_id", f"unknown workspace id {default_workspace_id}"
+            )
+        key = new_key(PAT_PREFIX)
+        record = KeyRecord(
+            id=str(uuid.uuid4()),
+            key_hash=hash_key(key),
+            short_key=short_key(key),
+            description=description,
+            created_at=now,
+            role_id=self.role("WORKSPACE_ADMIN").id,
+            org_role_id=self.role("ORGANIZATION_ADMIN").id,
+            workspace_ids=None,
+            expires_at=expires_at,
+            kind="pat",
+            default_workspace_id=default_workspace_id,
+            accepted_from=new_key_accepted_from(now, self._auth.value),
+        )
+        self._store(record)
+        return record, key
+
+    def set_revoked(self, pat_id: str, revoked: bool) -> KeyRecord | None:
+        """Revoke (or reinstate) an undeleted PAT; ``None`` if there is no such PAT.
+
+        Revoking keeps the record and its ``expires_at`` (the docs disagree on whether
+        revocation moves the expiry; keeping it lets a reinstated token live out its
+        original term). Revoking a revoked token keeps the first instant; reinstating
+        one that is not revoked changes nothing; an expired token stays expired.
+        """
+        now = self._clock.now()
+        with self._lock:
+            record = self._keys.get(pat_id)
+            if record is None or record.deleted or record.kind != "pat":
+                return None
+            if revoked and record.revoked_at is None:
+                record = replace(record, revoked_at=now)
+            elif not revoked:
+                record = replace(record, revoked_at=None)
+            self._keys[pat_id] = record
+            return record
 
     def update_roles(
         self, key_id: str, *, role_id: str | None, org_role_id: str | None
@@ -174,7 +242,7 @@ class EmulatorState:
         org_role = self._checked_role("org_role_id", org_role_id, "organization")
         with self._lock:
             record = self._keys.get(key_id)
-            if record is None or record.deleted:
+            if record is None or record.deleted or record.kind != "service":
                 return None
             if org_role is not None and record.workspace_ids is not None:
                 raise KeyRuleError("org_role_id", "org_role_id is only for org-scoped keys")
@@ -187,12 +255,15 @@ class EmulatorState:
             self._keys[key_id] = record
             return record
 
-    def delete_key(self, key_id: str, workspace_id: str | None = None) -> KeyRecord | None:
-        """Delete a live key (in ``workspace_id`` if given); ``None`` if there is none."""
+    def delete_key(
+        self, key_id: str, workspace_id: str | None = None, *, kind: KeyKind = "service"
+    ) -> KeyRecord | None:
+        """Delete a live key of ``kind`` (in ``workspace_id`` if given); ``None`` if there
+        is none, so a service-key route never deletes a PAT, nor a PAT route a key."""
         now = self._clock.now()
         with self._lock:
             record = self._keys.get(key_id)
-            if record is None or record.deleted:
+            if record is None or record.deleted or record.kind != kind:
                 return None
             if workspace_id is not None and record.workspace_ids is None:
                 return None
@@ -202,15 +273,19 @@ class EmulatorState:
             self._keys[key_id] = record
             return record
 
-    def live_keys(self, workspace_ids: Iterable[str] | None = None) -> list[KeyRecord]:
-        """Undeleted keys (expired ones included, as the real list shows them).
+    def live_keys(
+        self, workspace_ids: Iterable[str] | None = None, *, kind: KeyKind = "service"
+    ) -> list[KeyRecord]:
+        """Undeleted keys of ``kind`` (expired and revoked ones included, as the real
+        lists show them).
 
         Args:
             workspace_ids: If given, only keys that can reach one of these workspaces.
+            kind: Service keys, or personal access tokens.
         """
         wanted = list(workspace_ids) if workspace_ids is not None else None
         with self._lock:
-            records = [r for r in self._keys.values() if not r.deleted]
+            records = [r for r in self._keys.values() if not r.deleted and r.kind == kind]
         if wanted is not None:
             records = [r for r in records if any(r.reaches(ws) for ws in wanted)]
         return records
@@ -246,16 +321,28 @@ class EmulatorState:
         return [
             {
                 "id": r.id,
+                "kind": r.kind,
                 "short_key": r.short_key,
                 "description": r.description,
                 "access_scope": r.access_scope,
                 "deleted": r.deleted,
+                "revoked": r.revoked_at is not None,
                 "created_at": isoformat(r.created_at),
                 "last_used_at": isoformat(r.last_used_at) if r.last_used_at else None,
                 "expires_at": isoformat(r.expires_at) if r.expires_at else None,
             }
             for r in records
         ]
+
+    def _store(self, record: KeyRecord) -> None:
+        with self._lock:
+            self._keys[record.id] = record
+            self._by_hash[record.key_hash] = record.id
+
+    @staticmethod
+    def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+        if expires_at is not None and expires_at <= now:
+            raise KeyRuleError("expires_at", "expires_at must be in the future")
 
     def _checked_role(self, field: str, role_id: str | None, scope: AccessScope) -> Role | None:
         if role_id is None:

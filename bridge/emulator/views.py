@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.emulator.bodies import zstd_available
 from bridge.emulator.clock import isoformat
 from bridge.emulator.records import KeyRecord, Project, Workspace
 from bridge.emulator.state import EmulatorState
+from bridge.emulator.switches import OrgLimits
 
 SERVER_VERSION = "0.12.0"
 
@@ -36,9 +38,33 @@ def key_view(state: EmulatorState, record: KeyRecord) -> dict[str, Any]:
     }
 
 
+def pat_view(state: EmulatorState, record: KeyRecord) -> dict[str, Any]:
+    """``APIKeyGetResponse`` of a personal access token.
+
+    A PAT acts with its user's permissions, so it has no roles or scope of its own
+    (those fields are null); it names its default workspace, and ``revoked_at`` (in no
+    spec, but read by clients, API.md §3) says whether it is revoked.
+    """
+    default = state.workspace(record.default_workspace_id or "")
+    return {
+        **key_view(state, record),
+        "read_only": False,
+        "default_workspace_name": default.name if default else None,
+        "role_id": None,
+        "org_role_id": None,
+        "access_scope": None,
+        "revoked_at": _ts(record.revoked_at),
+    }
+
+
+def any_key_view(state: EmulatorState, record: KeyRecord) -> dict[str, Any]:
+    """``APIKeyGetResponse`` of a service key or a PAT."""
+    return pat_view(state, record) if record.kind == "pat" else key_view(state, record)
+
+
 def created_key_view(state: EmulatorState, record: KeyRecord, key: str) -> dict[str, Any]:
     """``APIKeyCreateResponse``: the one response that carries the full key."""
-    return {**key_view(state, record), "key": key}
+    return {**any_key_view(state, record), "key": key}
 
 
 def _permissions(state: EmulatorState, record: KeyRecord) -> list[str]:
@@ -84,21 +110,28 @@ def organization_view(state: EmulatorState, record: KeyRecord) -> dict[str, Any]
     }
 
 
-def organization_info_view(state: EmulatorState, record: KeyRecord) -> dict[str, Any]:
-    """``OrganizationInfo``: required fields plus the key-policy settings."""
+def organization_info_view(
+    state: EmulatorState, record: KeyRecord, limits: OrgLimits
+) -> dict[str, Any]:
+    """``OrganizationInfo``: required fields plus the key-policy settings.
+
+    ``max_api_key_expiry_days`` is the older, undivided cap; it mirrors the service-key
+    cap here, which is what a client reading only that field should honour.
+    """
+    caps = (limits.max_service_key_expiry_days, limits.max_pat_expiry_days)
     return {
         "id": state.organization_id,
         "display_name": state.seed.organization_name,
-        "config": {"can_set_api_key_max_expiry": False},
+        "config": {"can_set_api_key_max_expiry": any(cap is not None for cap in caps)},
         "is_personal": False,
         "tier": "enterprise",
         "permissions": _permissions(state, record),
         "disabled": False,
         "member_disabled": False,
         "pat_creation_disabled": False,
-        "max_api_key_expiry_days": None,
-        "max_pat_expiry_days": None,
-        "max_service_key_expiry_days": None,
+        "max_api_key_expiry_days": limits.max_service_key_expiry_days,
+        "max_pat_expiry_days": limits.max_pat_expiry_days,
+        "max_service_key_expiry_days": limits.max_service_key_expiry_days,
     }
 
 
@@ -137,7 +170,14 @@ def project_view(project: Project) -> dict[str, Any]:
 
 
 def info_view() -> dict[str, Any]:
-    """``InfoGetResponse``."""
+    """``InfoGetResponse``, advertising what makes the SDK trace the way it does on SaaS.
+
+    The SDK reads ``batch_ingest_config`` (``use_multipart_endpoint`` sends runs to
+    ``POST /runs/multipart``; the size and thread limits shape its batches) and
+    ``instance_flags.zstd_compression_enabled`` (compress those batches with zstd,
+    offered only when the emulator can decode them; without it the SDK logs a warning
+    once and sends them plain).
+    """
     return {
         "version": SERVER_VERSION,
         "git_sha": None,
@@ -150,7 +190,6 @@ def info_view() -> dict[str, Any]:
             "size_limit": 100,
             "size_limit_bytes": 20971520,
         },
-        # SaaS advertises zstd run compression; without the flag the SDK warns on start-up.
-        "instance_flags": {"emulator": True, "zstd_compression_enabled": True},
+        "instance_flags": {"emulator": True, "zstd_compression_enabled": zstd_available()},
         "customer_info": None,
     }

@@ -11,15 +11,38 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bridge.config import Policy
-from bridge.engine.plan import Abandon, DeleteOrphan, Republish, Resume, Revoke, Rotate, Step
+from bridge.engine.plan import (
+    Abandon,
+    Adopt,
+    Bookkeeping,
+    DeleteOrphan,
+    Republish,
+    Resume,
+    Revoke,
+    Rotate,
+    Step,
+)
 from bridge.engine.ports import KeyService
-from bridge.errors import LangSmithAuthError, LangSmithNotFound, RotationError
+from bridge.errors import (
+    LangSmithAuthError,
+    LangSmithNotFound,
+    LangSmithPermissionError,
+    RotationError,
+)
 from bridge.logs import event
 from bridge.marker import Marker
 from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload
 from bridge.provider import Provider
 from bridge.secrets import Secret
-from bridge.state import Generation, Phase, PolicyRecord, StateStore, new_rotation_id
+from bridge.state import (
+    Event,
+    Generation,
+    Lease,
+    Phase,
+    PolicyRecord,
+    StateStore,
+    new_rotation_id,
+)
 
 log = logging.getLogger("bridge.engine")
 
@@ -36,10 +59,19 @@ class Context:
     endpoint: str  # published as LANGSMITH_ENDPOINT
     verify_attempts: int
     verify_delay: timedelta
+    actor: str = "bridge"  # who acts, for the policy's history (host:pid)
+    call_margin: timedelta = timedelta(0)  # the longest one call may take, retries included
 
 
 class PolicyExecutor:
-    """Executes steps for one policy while its lease is held."""
+    """Executes steps for one policy while its lease is held.
+
+    Before every side effect (mint, publish, delete) the lease must have at least
+    ``call_margin`` left: a runner whose lease lapsed, or is about to, starts nothing that
+    could land after another runner took the policy over (the state's own writes are
+    fenced by the store). Without a lease (``run --dry-run`` never gets here; the native
+    AWS rotation steps take none) nothing is checked.
+    """
 
     def __init__(
         self,
@@ -47,15 +79,28 @@ class PolicyExecutor:
         policy: Policy,
         record: PolicyRecord,
         providers: Mapping[str, Provider],
+        *,
+        lease: Lease | None = None,
+        reason: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.policy = policy
         self.record = record
         self.providers = providers
+        self.lease = lease
+        self.reason = reason  # the operator's, for ``rotate --reason``
 
     def execute(self, step: Step) -> None:
         """Carry out ``step``. Raises the ``BridgeError`` that stopped it."""
-        if isinstance(step, Rotate):
+        if isinstance(step, Bookkeeping):
+            record = step.apply(self.record)
+            if isinstance(step, Adopt):
+                record = record.with_event(
+                    self._event("adopted", step.rotation_id, step.short_key, step.describe())
+                )
+                self._log("adopted", rotation=step.rotation_id, short_key=step.short_key)
+            self.record = self.ctx.store.save(record)
+        elif isinstance(step, Rotate):
             self._rotate(step)
         elif isinstance(step, Resume):
             self._resume(step)
@@ -68,13 +113,15 @@ class PolicyExecutor:
         elif isinstance(step, DeleteOrphan):
             self.delete_key(step.key_id)
             self._log("orphan_deleted", short_key=step.short_key)
+            self.note("orphan_deleted", step.rotation_id, step.short_key, "unreferenced")
         else:  # pragma: no cover - the planner emits only the steps above
             raise TypeError(f"unknown step {step!r}")
 
     # -- steps -------------------------------------------------------------------------
 
     def _rotate(self, step: Rotate) -> None:
-        generation, key = self.mint(new_rotation_id(self.ctx.clock()), step.reason)
+        reason = f"{step.reason}: {self.reason}" if self.reason else step.reason
+        generation, key = self.mint(new_rotation_id(self.ctx.clock()), reason)
         self.verify(generation, key)
         generation = self.publish(generation, key, tuple(self.providers))
         self.promote(generation)
@@ -92,6 +139,7 @@ class PolicyExecutor:
             native=native,
         )
         self.save(generation)  # intent first: a crash from here on leaves a findable record
+        self.ensure_lease()
         created = self.ctx.keys.create_service_key(
             description=Marker(self.ctx.instance, self.policy.name, rotation_id).description(),
             expires_at=now + self.policy.key_ttl,
@@ -162,14 +210,17 @@ class PolicyExecutor:
     def verify(self, generation: Generation, key: Secret) -> None:
         """Prove the new key authenticates before any consumer can see it.
 
-        A brand-new key may take a moment to be accepted everywhere (LangSmith caches auth
-        results), so a 401 is retried a few times before the generation is abandoned.
+        A brand-new key may take up to a minute to be accepted everywhere (LangSmith caches
+        auth results), so a 401 or 403 is retried over ``verify_attempts`` x
+        ``verify_delay`` before the generation is abandoned.
         """
         for attempt in range(1, self.ctx.verify_attempts + 1):
             try:
-                self.ctx.keys.verify_key(key, workspace_id=self.policy.verify_workspace)
+                # As a consumer will use it: the endpoint and workspace of its payload.
+                workspace = self.policy.verify_workspace
+                self.ctx.keys.verify_key(key, workspace_id=workspace, endpoint=self.ctx.endpoint)
                 return
-            except LangSmithAuthError:
+            except (LangSmithAuthError, LangSmithPermissionError):
                 if attempt == self.ctx.verify_attempts:
                     break
                 self.ctx.sleep(self.ctx.verify_delay.total_seconds())
@@ -188,6 +239,7 @@ class PolicyExecutor:
         payload = Payload(self.policy.name, generation.rotation_id, key, self.settings())
         versions = dict(generation.targets)
         for target_id in target_ids:
+            self.ensure_lease()
             # Publishing reads back and compares (the Provider contract, which every
             # adapter's contract suite checks), so no second read is spent here.
             versions[target_id] = self.providers[target_id].publish(payload)
@@ -212,6 +264,10 @@ class PolicyExecutor:
         record = record.with_generation(
             generation.model_copy(update={"phase": Phase.CURRENT, "published_at": now})
         )
+        reason = generation.reason or "rotated"
+        record = record.with_event(
+            self._event("rotated", generation.rotation_id, generation.short_key, reason)
+        )
         self.record = self.ctx.store.save(record)
         self._log(
             "current",
@@ -232,15 +288,38 @@ class PolicyExecutor:
         return published_settings(self.policy, self.ctx.endpoint)
 
     def delete_key(self, key_id: str) -> None:
+        self.ensure_lease()
         with contextlib.suppress(LangSmithNotFound):  # already gone: what we wanted
             self.ctx.keys.delete_service_key(key_id)
 
-    def end(self, generation: Generation, phase: Phase, reason: str) -> None:
-        self.save(
-            generation.model_copy(
-                update={"phase": phase, "ended_at": self.ctx.clock(), "end_reason": reason}
-            )
+    def ensure_lease(self) -> None:
+        """Raise ``LeaseLost`` unless the lease outlasts the longest call about to be made."""
+        if self.lease is not None:
+            self.lease.ensure(self.ctx.call_margin)
+
+    def note(self, action: str, rotation_id: str, short_key: str | None, reason: str) -> None:
+        """Append to the policy's history (``langsmith-bridge history``)."""
+        event = self._event(action, rotation_id, short_key, reason)
+        self.record = self.ctx.store.save(self.record.with_event(event))
+
+    def _event(self, action: str, rotation_id: str, short_key: str | None, reason: str) -> Event:
+        return Event(
+            at=self.ctx.clock(),
+            action=action,
+            rotation_id=rotation_id,
+            short_key=short_key,
+            reason=reason,
+            actor=self.ctx.actor,
         )
+
+    def end(self, generation: Generation, phase: Phase, reason: str) -> None:
+        """End ``generation``, and say so in the policy's history, in one write."""
+        ended = generation.model_copy(
+            update={"phase": phase, "ended_at": self.ctx.clock(), "end_reason": reason}
+        )
+        action = "revoked" if phase is Phase.REVOKED else "abandoned"
+        event = self._event(action, generation.rotation_id, generation.short_key, reason)
+        self.record = self.ctx.store.save(self.record.with_generation(ended).with_event(event))
 
     def _log(self, name: str, level: int = logging.INFO, **fields: object) -> None:
         event(log, name, level, policy=self.policy.name, **fields)

@@ -17,7 +17,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bridge.errors import BridgeError
@@ -25,7 +25,7 @@ from bridge.langsmith import RetryPolicy
 from bridge.logs import event
 from bridge.payload import Payload, Stored
 from bridge.provider import Known, Observed, Provider, Staging
-from bridge.state import Ack, PolicyRecord, StateStore
+from bridge.state import Ack, Lease, PolicyRecord, StateStore
 
 log = logging.getLogger("bridge.engine")
 T = TypeVar("T")
@@ -148,7 +148,11 @@ class GuardedStaging:
 
 class GuardedState:
     """A state store whose calls are retried under the guard (no semaphore is needed for
-    correctness; one shared name bounds the calls in flight to the backend)."""
+    correctness; one shared name bounds the calls in flight to the backend).
+
+    ``LeaseLost`` and ``StateConflict`` are not retryable, so a fenced save that lost its
+    lease fails at once; the lease handle the inner store yields is passed through as is.
+    """
 
     def __init__(self, inner: StateStore, guard: Guard) -> None:
         self.inner = inner
@@ -166,21 +170,26 @@ class GuardedState:
     def record_ack(self, policy: str, ack: Ack) -> None:
         self._guard.call(STATE, "record_ack", lambda: self.inner.record_ack(policy, ack))
 
-    def acks(self, policy: str, consumers: Sequence[str] | None = None) -> dict[str, Ack]:
+    def acks(self, policy: str, consumers: Sequence[str] | None = None) -> list[Ack]:
         return self._guard.call(STATE, "acks", lambda: self.inner.acks(policy, consumers))
 
+    def record_run(self, policy: str, at: datetime, error: str | None) -> None:
+        self._guard.call(STATE, "record_run", lambda: self.inner.record_run(policy, at, error))
+
+    def deployment_id(self) -> str:
+        return self._guard.call(STATE, "deployment_id", self.inner.deployment_id)
+
     @contextlib.contextmanager
-    def lease(self, policy: str, owner: str, ttl: timedelta) -> Iterator[None]:
+    def lease(self, policy: str, owner: str, ttl: timedelta) -> Iterator[Lease]:
         # Taking the lease is retried; the block itself is not (a failure inside it is the
         # block's own, and its steps retry their calls).
-        def enter() -> AbstractContextManager[None]:
+        def enter() -> tuple[AbstractContextManager[Lease], Lease]:
             held = self.inner.lease(policy, owner, ttl)
-            held.__enter__()
-            return held
+            return held, held.__enter__()
 
-        held = self._guard.call(STATE, "lease", enter)
+        held, handle = self._guard.call(STATE, "lease", enter)
         try:
-            yield
+            yield handle
         except BaseException as exc:
             if not held.__exit__(type(exc), exc, exc.__traceback__):
                 raise

@@ -143,7 +143,9 @@ def _mint_and_stage(step: _Step) -> None:
 
 def _verify_pending(step: _Step) -> None:
     _, key = _pending(step)
-    step.executor.ctx.keys.verify_key(key, workspace_id=step.executor.policy.verify_workspace)
+    executor = step.executor
+    workspace = executor.policy.verify_workspace
+    executor.ctx.keys.verify_key(key, workspace_id=workspace, endpoint=executor.ctx.endpoint)
 
 
 def _publish_and_promote(step: _Step) -> None:

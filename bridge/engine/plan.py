@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from bridge.langsmith import ApiKey
 from bridge.provider import Ownership
-from bridge.state import Ack
+from bridge.state import Ack, Generation, Phase, PolicyRecord
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class TargetView:
     detail: str | None = None  # why it is foreign
     error: str | None = None  # reading failed; the planner will not act blind
     settings_digest: str | None = None  # of what it holds besides the key; None: not read
+    rotation_id: str | None = None  # its marker's, read when the state did not know its key
 
     @property
     def exists(self) -> bool:
@@ -37,10 +38,24 @@ class Observation:
 
     now: datetime
     targets: tuple[TargetView, ...]
-    acks: Mapping[str, Ack] = field(default_factory=dict)
-    keys: Mapping[str, ApiKey] | None = None  # this policy's marked keys by id; None: unseen
-    keys_listed_at: datetime | None = None
+    acks: tuple[Ack, ...] = ()  # the latest of every replica of the policy's consumers
+    proven: frozenset[tuple[str, str]] = frozenset()  # (consumer, replica): proof checked
+    # Keys marked for this policy (by any deployment) and keys the record names, by id;
+    # None: the listing failed.
+    keys: Mapping[str, ApiKey] | None = None
+    keys_listed_at: datetime | None = None  # the bridge's clock when it listed
+    keys_served_at: datetime | None = None  # LangSmith's clock then (its Date header)
     settings_digest: str | None = None  # of the settings the bridge would publish now
+    instance: str = "default"  # this deployment's mark; only its keys can be orphans
+    run_every: timedelta = timedelta(hours=1)
+    orphan_age: timedelta = timedelta(hours=1)  # younger unknown keys may be a live run's
+
+    @property
+    def langsmith_offset(self) -> timedelta:
+        """LangSmith's clock minus the bridge's, as the listing showed it."""
+        if self.keys_served_at is None or self.keys_listed_at is None:
+            return timedelta(0)
+        return self.keys_served_at - self.keys_listed_at
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,11 @@ class Step:
         raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": type(self).__name__.lower(), **asdict(self)}
+        fields = {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(self).items()
+        }
+        return {"action": type(self).__name__.lower(), **fields}
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,123 @@ class Revoke(Step):
     def describe(self) -> str:
         verb = "mark revoked" if self.already_gone else "revoke"
         return f"{verb} key {self.short_key} (rotation {self.rotation_id}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class Bookkeeping(Step):
+    """A step that only updates the record with what this run observed. ``apply`` is pure,
+    so the planner plans the rest on the record the executor will have saved."""
+
+    def apply(self, record: PolicyRecord) -> PolicyRecord:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Adopt(Bookkeeping):
+    """Rebuild a generation the record lost from what an owned target serves."""
+
+    rotation_id: str
+    key_id: str
+    short_key: str
+    fingerprint: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    targets: tuple[str, ...]
+    current: bool  # the newest key served: it becomes current; others superseded
+    at: datetime
+
+    def describe(self) -> str:
+        role = "current" if self.current else "superseded"
+        return (
+            f"adopt key {self.short_key} (rotation {self.rotation_id}) as {role}: "
+            f"{', '.join(self.targets)} serve it and the state had lost it"
+        )
+
+    def apply(self, record: PolicyRecord) -> PolicyRecord:
+        if self.current:
+            for previous in record.by_phase(Phase.CURRENT):
+                superseded = {"phase": Phase.SUPERSEDED, "superseded_at": self.at}
+                record = record.with_generation(previous.model_copy(update=superseded))
+        adopted = Generation(
+            rotation_id=self.rotation_id,
+            phase=Phase.CURRENT if self.current else Phase.SUPERSEDED,
+            started_at=self.created_at or self.at,
+            reason="adopted from a target: the state had lost it",
+            key_id=self.key_id,
+            short_key=self.short_key,
+            fingerprint=self.fingerprint,
+            created_at=self.created_at or self.at,
+            expires_at=self.expires_at,
+            published_at=self.at,
+            superseded_at=None if self.current else self.at,
+            adopted=True,
+        )
+        return record.with_generation(adopted)
+
+
+@dataclass(frozen=True)
+class Restore(Bookkeeping):
+    """A key the record holds as gone is listed again: superseded again, behind its gate."""
+
+    rotation_id: str
+    short_key: str
+    at: datetime
+
+    def describe(self) -> str:
+        return (
+            f"key {self.short_key} (rotation {self.rotation_id}) is listed again: "
+            "superseded again, behind its gate"
+        )
+
+    def apply(self, record: PolicyRecord) -> PolicyRecord:
+        generation = record.find(self.rotation_id)
+        update = {
+            "phase": Phase.SUPERSEDED,
+            "superseded_at": generation.superseded_at or self.at,
+            "ended_at": None,
+            "end_reason": "",
+            "missing_since": None,
+        }
+        return record.with_generation(generation.model_copy(update=update))
+
+
+@dataclass(frozen=True)
+class MarkMissing(Bookkeeping):
+    """Remember that a listing missed a key (``since``), or that it is listed again."""
+
+    rotation_id: str
+    short_key: str
+    since: datetime | None
+
+    def describe(self) -> str:
+        if self.since is None:
+            return f"key {self.short_key} is listed again; no longer missing"
+        return (
+            f"key {self.short_key} (rotation {self.rotation_id}) is missing from LangSmith's "
+            "listing; it counts as gone only if a later listing misses it too"
+        )
+
+    def apply(self, record: PolicyRecord) -> PolicyRecord:
+        generation = record.find(self.rotation_id)
+        return record.with_generation(generation.model_copy(update={"missing_since": self.since}))
+
+
+@dataclass(frozen=True)
+class NoteIdle(Bookkeeping):
+    """ack includes 'usage': the listing whose ``last_used_at`` later ones must repeat."""
+
+    rotation_id: str
+    short_key: str
+    at: datetime  # LangSmith's clock
+    last_used: datetime | None
+
+    def describe(self) -> str:
+        return f"watch key {self.short_key} for use (usage gate, LangSmith's clock)"
+
+    def apply(self, record: PolicyRecord) -> PolicyRecord:
+        generation = record.find(self.rotation_id)
+        update = {"idle_seen_at": self.at, "idle_last_used": self.last_used}
+        return record.with_generation(generation.model_copy(update=update))
 
 
 @dataclass(frozen=True)

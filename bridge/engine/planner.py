@@ -4,16 +4,21 @@ testable without a server.
 
 The rules, in order:
 
-1. A generation left in ``minting``/``publishing`` by a dead run is resumed when some target
+1. What the targets and the listing say is booked first (``reconcile_keys``): keys owned
+   targets serve that the record lost are adopted, keys missing from the listing are marked
+   (gone only when a later listing agrees), gone keys listed again are superseded again.
+   The rest is planned on the record as those steps will leave it.
+2. A generation left in ``minting``/``publishing`` by a dead run is resumed when some target
    already holds its key (the key can be read back from there), and abandoned otherwise: its
    secret is lost, so its key is deleted.
-2. Keys carrying this policy's marker that no live generation references are orphans.
-3. A rotation is due when there is no current key, when asked, when the current key is gone
-   or expiring, when ``rotate_every`` has passed, when a target drifted (holds a key the
-   bridge never minted) or when no target holds the current key. Otherwise targets that are
-   missing or stale get the current key again.
-4. Each superseded generation is revoked when its gate opens, never while a target still
-   serves its key. (Revocations run before step 3's rotation; see ``plan``.)
+3. Keys carrying this deployment's marker that no live generation references are orphans,
+   deleted only when no target serves them and no live run can still be publishing them.
+4. A rotation is due when there is no current key, when asked, when the current key is gone
+   or would expire before the run after next, when ``rotate_every`` has passed, when a
+   target drifted (holds a key the bridge never minted) or when no target holds the current
+   key. Otherwise targets that are missing or stale get the current key again.
+5. Each superseded generation is revoked when its gate opens (``gates``), never while a
+   target still serves its key. (Revocations run before step 4's rotation; see ``plan``.)
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bridge.config import Policy, format_duration
+from bridge.engine.gates import evaluate_gate, idle_note
 from bridge.engine.plan import (
     Abandon,
-    DeleteOrphan,
-    Gate,
+    Bookkeeping,
     Observation,
     Plan,
     Republish,
@@ -35,14 +40,21 @@ from bridge.engine.plan import (
     Step,
     TargetView,
 )
-from bridge.marker import Marker
+from bridge.engine.reconcile_keys import (
+    adoptions,
+    gone,
+    listing_notes,
+    missing,
+    orphans,
+    suspect_listing,
+)
 from bridge.state import Generation, Phase, PolicyRecord
 
-# A key minted this close to the listing may be missing from it without being gone.
-LISTING_SKEW = timedelta(seconds=30)
+__all__ = ["evaluate_gate", "plan", "rotation_reason", "rotation_schedule"]
+
 # How long an AWS-driven rotation may sit between its steps before it counts as dead.
 NATIVE_WINDOW = timedelta(hours=1)
-# Rotate ahead of expiry by at least this much, on top of min_overlap.
+# Rotate ahead of expiry by at least this much, on top of min_overlap and one run interval.
 EXPIRY_MARGIN = timedelta(hours=1)
 
 
@@ -53,19 +65,34 @@ def plan(policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool 
         return Plan(policy.name, blocked=blocked)
     steps: list[Step] = []
     notes: list[str] = []
+    suspect = suspect_listing(record, obs)
+    if suspect:
+        notes.append(suspect)
+    for adopt in adoptions(policy.name, record, obs):
+        steps.append(adopt)
+        record = adopt.apply(record)
+    for booked in listing_notes(record, obs):  # on the record as adoption left it
+        steps.append(booked)
+        record = booked.apply(record)
     busy = _unfinished(record, obs, steps, notes)
-    steps.extend(_orphans(record, obs))
+    deletions, kept = orphans(policy.name, record, obs)
+    steps.extend(deletions)
+    notes.extend(kept)
     # Revocations go before a rotation: their gates were decided on what is true now, and
     # a rotation that fails halfway must not hold back keys whose consumers moved on.
     for generation in record.by_phase(Phase.SUPERSEDED):
-        step, note = _revocation(policy, record, generation, obs)
+        if "usage" in policy.ack and (note := idle_note(generation, obs)):
+            steps.append(note)
+            record = note.apply(record)
+            generation = record.find(generation.rotation_id)
+        step, note_text = _revocation(policy, record, generation, obs)
         if step:
             steps.append(step)
-        if note:
-            notes.append(note)
+        if note_text:
+            notes.append(note_text)
     if not busy:
         steps.extend(_rotation_or_repair(policy, record, obs, force))
-    if steps and obs.keys is None:
+    if obs.keys is None and any(not isinstance(s, Bookkeeping) for s in steps):
         # Without LangSmith's listing, orphans, gone keys and usage gates are all unknown.
         blocked = "LangSmith key listing failed; not acting blind"
         return Plan(policy.name, notes=tuple(notes), blocked=blocked)
@@ -114,22 +141,6 @@ def _unfinished(
     return busy or resume is not None
 
 
-def _orphans(record: PolicyRecord, obs: Observation) -> list[Step]:
-    if obs.keys is None:
-        return []
-    referenced = {g.key_id for g in record.generations if g.phase.live and g.key_id}
-    return [
-        DeleteOrphan(key.id, key.short_key, _rotation_of(key.description))
-        for key in obs.keys.values()
-        if key.id not in referenced
-    ]
-
-
-def _rotation_of(description: str) -> str:
-    marker = Marker.parse(description)
-    return marker.rotation_id if marker else "?"
-
-
 def _rotation_or_repair(
     policy: Policy, record: PolicyRecord, obs: Observation, force: bool
 ) -> list[Step]:
@@ -168,9 +179,9 @@ def rotation_reason(
         return "no current key"
     if force:
         return "rotation requested"
-    if _gone(current, obs):
+    if gone(current, obs):
         return f"current key {current.short_key} no longer exists in LangSmith"
-    schedule = rotation_schedule(policy, current)
+    schedule = rotation_schedule(policy, current, obs.run_every)
     if schedule.expiry_at is not None and obs.now >= schedule.expiry_at:
         assert current.expires_at is not None
         return f"current key {current.short_key} expires at {current.expires_at:%Y-%m-%d %H:%M}Z"
@@ -199,28 +210,26 @@ class Schedule:
         return min(self.due_at, self.expiry_at) if self.expiry_at else self.due_at
 
 
-def rotation_schedule(policy: Policy, current: Generation) -> Schedule:
-    """The one computation of when ``current`` rotates, for the planner and ``status``."""
+def rotation_schedule(policy: Policy, current: Generation, every: timedelta) -> Schedule:
+    """The one computation of when ``current`` rotates, for the planner and ``status``.
+
+    A key is replaced early enough that, even when the run that replaces it comes a whole
+    run interval (``every``) late, its successor overlaps it for ``min_overlap`` before it
+    expires: no target ever serves an expired key.
+    """
     assert current.created_at is not None
     expiry_at = None
     if current.expires_at:
-        expiry_at = current.expires_at - policy.min_overlap - expiry_margin(policy)
+        lead = policy.min_overlap + every + expiry_margin(policy, every)
+        expiry_at = current.expires_at - lead
     return Schedule(current.created_at + policy.rotate_every, expiry_at)
 
 
-def expiry_margin(policy: Policy) -> timedelta:
-    """How long before expiry (on top of ``min_overlap``) a key is replaced regardless of
-    ``rotate_every``: an hour, or less for short-lived keys, so those still rotate on time."""
-    slack = policy.key_ttl - policy.rotate_every - policy.min_overlap
-    return min(EXPIRY_MARGIN, slack / 2)
-
-
-def _gone(generation: Generation, obs: Observation) -> bool:
-    """LangSmith's listing proves the generation's key no longer exists."""
-    if obs.keys is None or obs.keys_listed_at is None or generation.key_id is None:
-        return False
-    minted = generation.created_at or generation.started_at
-    return generation.key_id not in obs.keys and minted < obs.keys_listed_at - LISTING_SKEW
+def expiry_margin(policy: Policy, every: timedelta) -> timedelta:
+    """How long before its expiry deadline a key is replaced regardless of ``rotate_every``:
+    an hour, or less for short-lived keys, so those still rotate on time."""
+    slack = policy.key_ttl - policy.rotate_every - policy.needs_slack(every)
+    return max(timedelta(0), min(EXPIRY_MARGIN, slack / 2))
 
 
 def _holders(obs: Observation, fingerprint: str | None) -> list[str]:
@@ -234,8 +243,10 @@ def _revocation(
 ) -> tuple[Step | None, str | None]:
     short = generation.short_key or "?"
     key_id = generation.key_id or ""
-    if _gone(generation, obs):
+    if gone(generation, obs):
         return Revoke(generation.rotation_id, key_id, short, "already deleted", True), None
+    if missing(generation, obs):
+        return None, f"key {short} is missing from LangSmith's listing; confirming it is gone"
     holders = _holders(obs, generation.fingerprint)
     if holders:
         return None, f"key {short} is still served by {', '.join(holders)}; not revoking"
@@ -244,59 +255,3 @@ def _revocation(
         return Revoke(generation.rotation_id, key_id, short, gate.reason), None
     state = "overdue" if gate.overdue else "waiting"
     return None, f"key {short} {state}: {gate.reason}"
-
-
-def evaluate_gate(
-    policy: Policy, record: PolicyRecord, generation: Generation, obs: Observation
-) -> Gate:
-    """The revocation gate of a superseded generation (see ``ack`` in the README)."""
-    assert generation.superseded_at is not None
-    now = obs.now
-    since = now - generation.superseded_at
-    acked, waiting = _acknowledgements(policy, record, generation, obs)
-    if since < policy.min_overlap:
-        left = format_duration(timedelta(seconds=int((policy.min_overlap - since).total_seconds())))
-        return Gate(False, f"min_overlap: {left} left", acked, waiting)
-    if policy.ack == "grace":
-        return Gate(True, "grace: min_overlap has passed", acked, waiting)
-    if policy.ack == "explicit" and not waiting:
-        return Gate(True, f"acknowledged by {', '.join(acked)}", acked, waiting)
-    if policy.ack == "usage":
-        quiet = _quiet_for(generation, obs)
-        if quiet is not None and quiet >= policy.usage_quiet:
-            return Gate(True, f"usage: unused for {format_duration(_whole(quiet))}", acked, waiting)
-        why = "usage: key still in use" if quiet is not None else "usage: key usage not observed"
-    else:
-        why = f"waiting for {', '.join(waiting)}"
-    if since >= policy.max_wait:
-        if policy.on_timeout == "revoke":
-            return Gate(
-                True, f"max_wait {format_duration(policy.max_wait)} passed ({why})", acked, waiting
-            )
-        return Gate(False, f"max_wait passed, holding ({why})", acked, waiting, overdue=True)
-    return Gate(False, why, acked, waiting)
-
-
-def _acknowledgements(
-    policy: Policy, record: PolicyRecord, generation: Generation, obs: Observation
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Consumers that moved past ``generation`` (acked a newer key), and those that did not."""
-    newer = {g.fingerprint for g in record.newer_than(generation) if g.fingerprint}
-    acked = tuple(c for c in policy.consumers if c in obs.acks and obs.acks[c].fingerprint in newer)
-    waiting = tuple(c for c in policy.consumers if c not in acked)
-    return acked, waiting
-
-
-def _quiet_for(generation: Generation, obs: Observation) -> timedelta | None:
-    if obs.keys is None or generation.key_id is None or generation.superseded_at is None:
-        return None
-    key = obs.keys.get(generation.key_id)
-    if key is None:
-        return None
-    last = key.last_used_at
-    since = max(generation.superseded_at, last) if last else generation.superseded_at
-    return obs.now - since
-
-
-def _whole(value: timedelta) -> timedelta:
-    return timedelta(seconds=int(value.total_seconds()))

@@ -13,25 +13,25 @@ import os
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from bridge.config import BridgeConfig, Policy, TargetConfig
-from bridge.engine.executor import Context, PolicyExecutor, published_settings
+from bridge.engine.executor import Context, PolicyExecutor
 from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
-from bridge.engine.plan import Observation, Plan, Step, TargetView
+from bridge.engine.observe import Listing, observe_policy
+from bridge.engine.plan import Plan, Step
 from bridge.engine.planner import plan as make_plan
 from bridge.engine.ports import KeyService
 from bridge.errors import BridgeError, LeaseHeld
-from bridge.langsmith import ApiKey, RetryPolicy
+from bridge.langsmith import RetryPolicy
 from bridge.logs import event
-from bridge.marker import Marker
-from bridge.payload import settings_digest
-from bridge.provider import Known, Provider
-from bridge.state import PolicyRecord, StateStore
+from bridge.provider import Provider
+from bridge.state import StateStore
 
 log = logging.getLogger("bridge.engine")
 
@@ -123,15 +123,26 @@ class Engine:
         self._on_close = on_close
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self.ctx = Context(
-            keys=keys,
+        self._sleep = sleep
+
+    @cached_property
+    def instance(self) -> str:
+        """This deployment's mark on its keys: the configured one, else the state's id."""
+        return self.config.langsmith.instance or self.store.deployment_id()
+
+    @cached_property
+    def ctx(self) -> Context:
+        return Context(
+            keys=self.keys,
             store=self.store,
-            clock=clock,
-            sleep=sleep,
-            instance=config.langsmith.instance,
-            endpoint=config.langsmith.consumer_endpoint,
-            verify_attempts=config.run.verify_attempts,
-            verify_delay=config.run.verify_delay,
+            clock=self.clock,
+            sleep=self._sleep,
+            instance=self.instance,
+            endpoint=self.config.langsmith.consumer_endpoint,
+            verify_attempts=self.config.run.verify_attempts,
+            verify_delay=self.config.run.verify_delay,
+            actor=self.owner,
+            call_margin=self.config.langsmith.worst_call,
         )
 
     def close(self) -> None:
@@ -171,117 +182,85 @@ class Engine:
         *,
         dry_run: bool = False,
         force: frozenset[str] = frozenset(),
+        reason: str | None = None,
     ) -> RunReport:
         """Reconcile ``policies`` once; with ``dry_run`` only observe and plan."""
-        keys, listed_at, listing_error = self._list_keys()
+        listing, listing_error = self._list_keys()
         workers = min(self.config.run.concurrency, max(1, len(policies)))
+        self.instance  # noqa: B018 - resolved once, before the threads share it
 
         def one(policy: Policy) -> PolicyOutcome:
-            return self._reconcile(policy, keys, listed_at, dry_run, policy.name in force)
+            wanted = policy.name in force
+            return self._reconcile(policy, listing, dry_run, wanted, reason if wanted else None)
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy") as pool:
             outcomes = list(pool.map(one, policies))
         return RunReport(outcomes, dry_run=dry_run, listing_error=listing_error)
 
-    def _list_keys(
-        self,
-    ) -> tuple[dict[str, dict[str, ApiKey]] | None, datetime | None, str | None]:
-        """This instance's marked keys, grouped by policy, and when they were listed; or,
-        if LangSmith failed, ``None``s and the error."""
+    def _list_keys(self) -> tuple[Listing | None, str | None]:
+        """LangSmith's keys, once for the whole run; or ``None`` and why the listing failed."""
         listed_at = self.clock()
         try:
-            listing = self.keys.list_service_keys()
+            keys = self.keys.list_service_keys()
         except BridgeError as exc:
             event(log, "list_keys_failed", level=logging.ERROR, error=exc)
-            return None, None, str(exc)
-        grouped: dict[str, dict[str, ApiKey]] = {}
-        for key in listing:
-            marker = Marker.parse(key.description)
-            if marker and marker.instance == self.config.langsmith.instance:
-                grouped.setdefault(marker.policy, {})[key.id] = key
-        return grouped, listed_at, None
+            return None, str(exc)
+        return Listing.of(keys, listed_at), None
 
     def _reconcile(
         self,
         policy: Policy,
-        keys: Mapping[str, Mapping[str, ApiKey]] | None,
-        listed_at: datetime | None,
+        listing: Listing | None,
         dry_run: bool,
         force: bool,
+        reason: str | None,
     ) -> PolicyOutcome:
         outcome = PolicyOutcome(policy.name)
         try:
             with ExitStack() as stack:
+                lease = None
                 if not dry_run:
-                    stack.enter_context(
-                        self.store.lease(policy.name, self.owner, self.config.run.lease_ttl)
-                    )
+                    ttl = self.config.run.lease_ttl
+                    lease = stack.enter_context(self.store.lease(policy.name, self.owner, ttl))
                 providers = self.providers(policy)
                 record = self.store.load(policy.name)
-                observation = Observation(
+                observation = observe_policy(
+                    self.config,
+                    policy,
+                    record,
+                    providers,
+                    self.store.acks(policy.name, policy.consumers),
+                    listing,
                     now=self.clock(),
-                    targets=observe_targets(providers, known_versions(record)),
-                    acks=self.store.acks(policy.name, policy.consumers),
-                    keys=None if keys is None else keys.get(policy.name, {}),
-                    keys_listed_at=listed_at,
-                    settings_digest=settings_digest(
-                        published_settings(policy, self.config.langsmith.consumer_endpoint)
-                    ),
+                    instance=self.instance,
                 )
                 outcome.plan = make_plan(policy, record, observation, force=force)
                 if outcome.plan.blocked:
                     outcome.error = outcome.plan.blocked
                 elif not dry_run:
-                    executor = PolicyExecutor(self.ctx, policy, record, providers)
+                    executor = PolicyExecutor(
+                        self.ctx, policy, record, providers, lease=lease, reason=reason
+                    )
                     for step in outcome.plan.steps:
                         executor.execute(step)
                         outcome.done.append(step)
+                if not dry_run:
+                    self.store.record_run(policy.name, self.clock(), outcome.error)
         except LeaseHeld as exc:
             outcome.skipped = str(exc)
         except BridgeError as exc:
             outcome.error = str(exc)
             event(log, "policy_failed", level=logging.ERROR, policy=policy.name, error=exc)
+            if not dry_run:
+                self._note_failure(policy.name, outcome.error)
         return outcome
+
+    def _note_failure(self, policy: str, error: str) -> None:
+        try:
+            self.store.record_run(policy, self.clock(), error)
+        except BridgeError as exc:  # the state is what failed, most likely; say so once
+            event(log, "record_run_failed", level=logging.WARNING, policy=policy, error=exc)
 
     def providers(self, policy: Policy) -> dict[str, Provider]:
         """The policy's targets, keyed by target id, on the shared store connections."""
         return {t.target_id: self.open_target(t, policy.name) for t in policy.target}
-
-
-def known_versions(record: PolicyRecord) -> dict[str, dict[str, str]]:
-    """Per target id, the versions live generations wrote there, with their fingerprints.
-
-    A target still on one of them holds what the bridge wrote (a version's content never
-    changes), so observing it needs only the store's metadata.
-    """
-    known: dict[str, dict[str, str]] = {}
-    for generation in record.live():
-        if generation.fingerprint:
-            for target_id, version in generation.targets.items():
-                known.setdefault(target_id, {})[version] = generation.fingerprint
-    return known
-
-
-def observe_targets(
-    providers: Mapping[str, Provider], known: Mapping[str, Known] | None = None
-) -> tuple[TargetView, ...]:
-    """Observe every target; a failure is recorded on its view, never raised."""
-    views = []
-    for target_id, provider in providers.items():
-        try:
-            seen = provider.observe((known or {}).get(target_id, {}))
-        except BridgeError as exc:
-            views.append(TargetView(target_id, provider.name, provider.reference, error=str(exc)))
-            continue
-        views.append(
-            TargetView(
-                target_id,
-                provider.name,
-                provider.reference,
-                fingerprint=seen.fingerprint,
-                ownership=seen.ownership,
-                detail=seen.detail,
-                settings_digest=seen.settings_digest,
-            )
-        )
-    return tuple(views)

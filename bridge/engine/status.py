@@ -3,20 +3,22 @@ typed model that the text and JSON renderers (``bridge.render``) both print.
 
 Status never calls LangSmith, so it works with any credentials that can read the state and
 the targets, and it cannot rate-limit a run. Gates that need LangSmith's view (``usage``)
-show as not observed. Nothing here holds key material: ids, short keys, fingerprints.
+show as not observed. Acks count as the planner counts them: only with a valid proof.
+Nothing here holds key material: ids, short keys, fingerprints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from bridge.config import Policy
+from bridge.engine.gates import evaluate_gate
 from bridge.engine.plan import Observation, TargetView
-from bridge.engine.planner import evaluate_gate, rotation_schedule
-from bridge.state import Ack, Generation, Phase, PolicyRecord
+from bridge.engine.planner import rotation_schedule
+from bridge.state import Generation, Phase, PolicyRecord
 
 GateState = Literal["open", "closed", "overdue"]
 
@@ -69,8 +71,14 @@ class TargetStatus:
 
 @dataclass(frozen=True)
 class AckStatus:
+    """One replica's latest acknowledgement."""
+
+    consumer: str
+    replica: str
     fingerprint: str
     at: datetime
+    proven: bool  # its proof of holding the key checked out (False: not checked or bad)
+    live: bool  # heard from within the policy's replica_ttl
 
 
 @dataclass(frozen=True)
@@ -82,22 +90,21 @@ class PolicyStatus:
     pending: tuple[GenerationBrief, ...]
     superseded: tuple[SupersededKey, ...]
     targets: tuple[TargetStatus, ...]
-    acks: dict[str, AckStatus]
+    acks: tuple[AckStatus, ...]
     next_rotation_at: datetime | None
+    next_run_at: datetime | None  # last run + run.every; None before the first run
+    expiring: tuple[str, ...]  # short keys that expire before the next run
+    last_run_at: datetime | None
+    last_success_at: datetime | None
     last_error: str | None
     history: tuple[GenerationBrief, ...]
 
 
-def policy_status(
-    policy: Policy,
-    record: PolicyRecord,
-    acks: dict[str, Ack],
-    targets: Sequence[TargetView],
-    now: datetime,
-) -> PolicyStatus:
-    """The status of one policy at ``now``."""
-    obs = Observation(now=now, targets=tuple(targets), acks=acks)
+def policy_status(policy: Policy, record: PolicyRecord, obs: Observation) -> PolicyStatus:
+    """The status of one policy at ``obs.now``."""
+    targets: Sequence[TargetView] = obs.targets
     current = record.current()
+    next_run = record.last_run_at + obs.run_every if record.last_run_at else None
     return PolicyStatus(
         name=policy.name,
         current=_current(current) if current else None,
@@ -106,18 +113,48 @@ def policy_status(
             _superseded(policy, record, g, obs) for g in record.by_phase(Phase.SUPERSEDED)
         ),
         targets=tuple(_target(view, current) for view in targets),
-        acks={c: AckStatus(a.fingerprint, a.at) for c, a in sorted(acks.items())},
-        next_rotation_at=next_rotation_at(policy, current),
+        acks=tuple(
+            AckStatus(
+                a.consumer,
+                a.replica,
+                a.fingerprint,
+                a.at,
+                proven=(a.consumer, a.replica) in obs.proven,
+                live=obs.now - a.at <= policy.replica_ttl,
+            )
+            for a in sorted(obs.acks, key=lambda a: (a.consumer, a.replica))
+        ),
+        next_rotation_at=next_rotation_at(policy, current, obs.run_every),
+        next_run_at=next_run,
+        expiring=_expiring(record, max(obs.now, next_run or obs.now) + _late_allowance(obs)),
+        last_run_at=record.last_run_at,
+        last_success_at=record.last_success_at,
         last_error=record.last_error,
         history=tuple(_brief(g) for g in record.generations if not g.phase.live),
     )
 
 
-def next_rotation_at(policy: Policy, current: Generation | None) -> datetime | None:
+def next_rotation_at(
+    policy: Policy, current: Generation | None, every: timedelta
+) -> datetime | None:
     """When the planner will rotate ``current`` (the schedule it uses itself)."""
     if current is None or current.created_at is None:
         return None
-    return rotation_schedule(policy, current).next_at
+    return rotation_schedule(policy, current, every).next_at
+
+
+def _late_allowance(obs: Observation) -> timedelta:
+    """Slack for a next run that starts late and takes a while: a tenth of an interval."""
+    return obs.run_every / 10
+
+
+def _expiring(record: PolicyRecord, by: datetime) -> tuple[str, ...]:
+    """Live keys (current, or superseded and maybe still in use) that expire before ``by``."""
+    return tuple(
+        g.short_key or g.rotation_id
+        for g in record.by_phase(Phase.CURRENT, Phase.SUPERSEDED)
+        if g.expires_at is not None and g.expires_at <= by
+    )
 
 
 def _current(g: Generation) -> CurrentKey:
@@ -161,7 +198,8 @@ def _target(view: TargetView, current: Generation | None) -> TargetStatus:
 
 def status_problems(status: PolicyStatus) -> list[str]:
     """What ``status --check`` fails on: no current key, a gate past ``max_wait``, a target
-    that cannot be read or is not the policy's, a last run that failed."""
+    that cannot be read or is not the policy's, a key expiring before the next run, a last
+    run that failed."""
     problems = []
     if status.current is None:
         problems.append(f"{status.name}: no current key")
@@ -174,6 +212,9 @@ def status_problems(status: PolicyStatus) -> list[str]:
         f"{status.name}: target {target.reference}: {target.error}"
         for target in status.targets
         if target.error
+    ]
+    problems += [
+        f"{status.name}: key {short} expires before the next run" for short in status.expiring
     ]
     if status.last_error:
         problems.append(f"{status.name}: last run failed: {status.last_error}")

@@ -6,9 +6,10 @@ Typical use::
 
     with LangSmithClient(REGION_ENDPOINTS["eu"], admin_key) as client:
         created = client.create_service_key(description="bridge:orders:2026-08")
-        client.verify_key(created.key)
+        client.verify_key(created.key, endpoint="https://eu.api.smith.langchain.com")
 
-Every failure is a ``bridge.errors.LangSmithError``; see ``bridge.errors`` for the tree.
+Every failure is a ``bridge.errors.LangSmithError``; see ``bridge.errors`` for the tree and
+``bridge.langsmith.errors`` for the client's own branches (``KeyNotAccepted``, 409, 425).
 
 The names below load on first use (PEP 562), so importing a light submodule such as
 ``bridge.langsmith.endpoints`` (the configuration does) costs only that submodule.
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bridge.langsmith.client import LangSmithClient
     from bridge.langsmith.endpoints import REGION_ENDPOINTS, normalize_endpoint
-    from bridge.langsmith.models import ApiKey, CreatedKey, Workspace
+    from bridge.langsmith.errors import KeyNotAccepted, LangSmithConflict, LangSmithTooEarly
+    from bridge.langsmith.models import ApiKey, CreatedKey, KeyListing, OrgInfo, Role, Workspace
     from bridge.langsmith.ratelimit import RateLimiter
     from bridge.langsmith.retry import RetryPolicy
 
@@ -32,7 +34,13 @@ _HOMES = {
     "normalize_endpoint": "endpoints",
     "ApiKey": "models",
     "CreatedKey": "models",
+    "KeyListing": "models",
+    "OrgInfo": "models",
+    "Role": "models",
     "Workspace": "models",
+    "KeyNotAccepted": "errors",
+    "LangSmithConflict": "errors",
+    "LangSmithTooEarly": "errors",
     "RateLimiter": "ratelimit",
     "RetryPolicy": "retry",
 }
@@ -41,9 +49,15 @@ __all__ = [
     "REGION_ENDPOINTS",
     "ApiKey",
     "CreatedKey",
+    "KeyListing",
+    "KeyNotAccepted",
     "LangSmithClient",
+    "LangSmithConflict",
+    "LangSmithTooEarly",
+    "OrgInfo",
     "RateLimiter",
     "RetryPolicy",
+    "Role",
     "Workspace",
     "normalize_endpoint",
 ]

@@ -3,6 +3,9 @@
 Messages carry the operation and status (via ``LangSmithError``) plus a short excerpt of
 the body. The excerpt is whitespace-collapsed, passed through ``bridge.secrets.redact``
 and then cut, so a key echoed by a server cannot reach a message or a log line.
+
+The classes beyond ``bridge.errors`` (409, 425) are in ``bridge.langsmith.errors``, which
+also explains when each is retried.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from bridge.errors import (
     LangSmithValidationError,
     WorkspaceRequired,
 )
+from bridge.langsmith.errors import IDEMPOTENT_METHODS, LangSmithConflict, LangSmithTooEarly
 from bridge.langsmith.retry import parse_retry_after
 from bridge.secrets import redact
 
@@ -45,7 +49,12 @@ def excerpt(text: str, limit: int = EXCERPT_LIMIT, *, scrub: str | None = None) 
 
 
 def error_for_response(
-    operation: str, response: httpx.Response, now: float, *, scrub: str | None = None
+    operation: str,
+    response: httpx.Response,
+    now: float,
+    *,
+    scrub: str | None = None,
+    method: str = "GET",
 ) -> LangSmithError:
     """The error for a non-2xx ``response`` to ``operation``.
 
@@ -54,6 +63,7 @@ def error_for_response(
         response: The (fully read) response.
         now: Current POSIX time, to resolve an HTTP-date ``Retry-After``.
         scrub: The key sent with the request, removed from the excerpt if echoed.
+        method: The request's HTTP method: a 409 is retryable only for idempotent ones.
     """
     status = response.status_code
     body = _json_or_none(response)
@@ -69,8 +79,13 @@ def error_for_response(
         return LangSmithPermissionError(f"permission denied{said}", **kw)
     if status == 404:
         return LangSmithNotFound(f"not found{said}", **kw)
+    if status == 409:
+        retryable = method.upper() in IDEMPOTENT_METHODS
+        return LangSmithConflict(f"conflict{said}", retryable=retryable, **kw)
     if status == 422:
         return LangSmithValidationError(f"request rejected{said}", **kw)
+    if status == 425:
+        return LangSmithTooEarly(f"too early, not processed{said}", **kw)
     if status == 429:
         hint = parse_retry_after(response.headers, now)
         wait = "" if hint is None else f" (retry after {hint:g}s)"

@@ -2,9 +2,12 @@
 
 One ``Requester`` owns the ``httpx.Client``. ``send`` builds a request once and tries it
 up to ``RetryPolicy.max_attempts`` times, retrying only failures whose ``retryable`` is
-true; ``fetch`` also decodes the JSON body and parses it, mapping a bad body to
-``LangSmithProtocolError``. Each attempt logs one debug line: method, route template,
-status, attempt number and elapsed milliseconds, nothing else.
+true, and never past the policy's total deadline (``max_elapsed``): time spent in attempts
+is measured, time spent waiting is counted as the wait asked for, so an injected ``sleep``
+that returns at once still sees the deadline a real one would. ``decode`` turns a response
+into a parsed body, mapping a bad body to ``LangSmithProtocolError``; ``fetch`` is the two
+in a row. Each attempt logs one debug line: method, route template, status, attempt number
+and elapsed milliseconds, nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from bridge.errors import (
     LangSmithAuthError,
     LangSmithError,
     LangSmithProtocolError,
+    LangSmithRateLimited,
     LangSmithUnavailable,
 )
 from bridge.langsmith._errors import error_for_response, excerpt
@@ -77,13 +81,20 @@ class Requester:
     def fetch(
         self, op: str, method: str, route: str, parse: Callable[[Any], _T], **kwargs: Any
     ) -> _T:
-        """``send`` a request to a fixed ``route``, then decode and ``parse`` its JSON body.
+        """``send`` a request to a fixed ``route``, then ``decode`` its body with ``parse``.
 
         Raises:
             LangSmithProtocolError: The body is not JSON or ``parse`` rejects its shape.
             LangSmithError: As ``send``.
         """
-        response = self.send(op, method, route, route, **kwargs)
+        return self.decode(op, self.send(op, method, route, route, **kwargs), parse)
+
+    def decode(self, op: str, response: httpx.Response, parse: Callable[[Any], _T]) -> _T:
+        """Decode ``response``'s JSON body and ``parse`` it.
+
+        Raises:
+            LangSmithProtocolError: The body is not JSON or ``parse`` rejects its shape.
+        """
         status = response.status_code
         try:
             body = response.json()
@@ -110,6 +121,7 @@ class Requester:
         key: Secret | None = None,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        base: str | None = None,
     ) -> httpx.Response:
         """Send ``method`` to ``/api/v1<path>`` and return the first 2xx response.
 
@@ -123,6 +135,8 @@ class Requester:
             key: The key to authenticate with instead of the client's own.
             body: A JSON body.
             params: Query parameters.
+            base: Send to ``<base><path>`` instead (no ``/api/v1`` added): a consumer's
+                ``LANGSMITH_ENDPOINT`` joined as its SDK joins it.
 
         Raises:
             LangSmithError: The mapped failure of the last attempt.
@@ -139,17 +153,22 @@ class Requester:
             headers["X-Organization-Id"] = self._organization_id
         if tenant is not None:
             headers["X-Tenant-Id"] = tenant
-        url = f"{self._endpoint}{API_PREFIX}{path}"
+        prefix = f"{self._endpoint}{API_PREFIX}" if base is None else base
+        url = prefix + path
         request = self._client.build_request(method, url, headers=headers, json=body, params=params)
-        return self._with_retries(op, request, API_PREFIX + template, secret)
+        return self._with_retries(
+            op, request, (API_PREFIX if base is None else "") + template, secret
+        )
 
     def _with_retries(
         self, op: str, request: httpx.Request, template: str, secret: str
     ) -> httpx.Response:
         policy = self._retry
         attempt = 1
+        spent = 0.0  # attempts as measured, waits as asked for: see the module docstring
         while True:
             hint: float | None = None
+            started = time.monotonic()
             try:
                 response = self._attempt(op, request, template, attempt, secret)
             except LangSmithUnavailable as err:
@@ -158,15 +177,28 @@ class Requester:
                 if response.is_success:
                     return response
                 now = time.time()
-                failure = error_for_response(op, response, now, scrub=secret)
+                failure = error_for_response(op, response, now, scrub=secret, method=request.method)
                 hint = parse_retry_after(response.headers, now)
+            spent += time.monotonic() - started
             if (
                 attempt >= policy.max_attempts
                 or not failure.retryable
                 or policy.waits_too_long(hint)
             ):
                 raise failure
-            self._sleep(policy.delay(attempt, hint, self._rand))
+            limited = isinstance(failure, LangSmithRateLimited)
+            wait = policy.delay(attempt, hint, self._rand, rate_limited=limited)
+            if policy.past_deadline(spent, wait):
+                _log.debug(
+                    "%s %s giving up: a %.1fs wait would pass the %gs deadline",
+                    request.method,
+                    template,
+                    wait,
+                    policy.max_elapsed,
+                )
+                raise failure
+            self._sleep(wait)
+            spent += wait
             attempt += 1
 
     def _attempt(

@@ -1,5 +1,7 @@
 """Bringing the file backend's SQLite database into being: created empty on first write, or
-imported from a legacy JSON state (format 1) so that no record or ack is ever lost.
+imported from a legacy JSON state (format 1) so that no record or ack is ever lost. A
+database of an older schema is upgraded in place, in one transaction, when a store first
+opens it (``sqlite_schema.upgrade``).
 
 Two legacy layouts are recognised, both written by the JSON-era backend::
 
@@ -48,6 +50,7 @@ from bridge.state.locks import exclusive, locks_folder
 from bridge.state.model import Ack, PolicyRecord
 
 LEGACY_FORMAT = 1
+UPGRADE_BUSY_TIMEOUT_S = 10.0  # how long a schema upgrade waits for other writers
 MIGRATE_LOCK = "migrate.lock"
 LEGACY_WRITE_LOCK = "state.lock"  # what JSON-era writers held around every write
 _SOURCE, _SHA256 = "imported_from", "imported_sha256"
@@ -61,7 +64,7 @@ class Legacy:
 
     text: str = ""
     policies: list[tuple[str, int, str]] = field(default_factory=list)
-    acks: list[tuple[str, str, str]] = field(default_factory=list)
+    acks: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 def backup_path(path: Path) -> Path:
@@ -90,6 +93,7 @@ def ensure_database(path: Path, *, create: bool) -> bool:
             is neither a state database nor a legacy JSON state; nothing is then written.
     """
     if schema.is_database(path):
+        schema.upgrade(path, busy_timeout=UPGRADE_BUSY_TIMEOUT_S)
         _finish_import(path)
         return True
     source = _legacy_source(path)
@@ -296,16 +300,16 @@ def _policy_rows(path: Path, policies: dict[str, Any]) -> list[tuple[str, int, s
     return rows
 
 
-def _ack_rows(path: Path, acks: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _ack_rows(path: Path, acks: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row per consumer: the JSON era kept one ack per consumer (replica ``default``)."""
     rows = []
     for policy, by_consumer in acks.items():
         try:
             if not isinstance(by_consumer, dict):
                 raise TypeError(f"acks of {policy!r} are not an object")
-            rows += [
-                (policy, consumer, Ack.model_validate(ack).model_dump_json())
-                for consumer, ack in by_consumer.items()
-            ]
+            for consumer, raw in by_consumer.items():
+                ack = Ack.model_validate(raw)
+                rows.append((policy, consumer, ack.replica, ack.model_dump_json()))
         except (ValidationError, TypeError) as exc:
             raise StateError(
                 f"legacy state file {path}: acks of {policy!r} are malformed; nothing imported"

@@ -29,7 +29,7 @@ from typing import Any
 
 from bridge.config.aws import AwsTarget
 from bridge.errors import ProviderConflict
-from bridge.payload import Payload, Stored
+from bridge.payload import Payload, Stored, decode
 from bridge.provider import ABSENT, Known, Observed, Ownership
 from providers.aws.secret_calls import (
     ErrorMapper,
@@ -104,8 +104,11 @@ class SecretsManagerProvider:
             return Observed("ours", fingerprint, current, owner=self.policy, content_read=False)
         # Not ``read``: a value that is no payload at all (a plain string) is judged like
         # any foreign value, as publish judges it, instead of failing the observation.
-        stored = payload_of(self._calls.get(current, "observe"))
+        response = self._calls.get(current, "observe")
+        stored = payload_of(response)
         refused_current = self._writer.current_refusal(current, stored, adopting)
+        if refused_current and stored is None:
+            refused_current += f"; its value is not a payload: {_unreadable(response)}"
         owner = stored.policy if stored else None
         seen = stored.fingerprint if stored else None
         if refused_current:
@@ -226,6 +229,21 @@ class SecretsManagerProvider:
 def _fixed(client: SecretsManagerClient | None) -> Callable[[], SecretsManagerClient]:
     assert client is not None
     return lambda: client
+
+
+def _unreadable(response: Mapping[str, Any] | None) -> str:
+    """Why a ``GetSecretValue`` answer holds no payload, for the operator: the parser's
+    reason (which never quotes the value), as ``payload_of`` only says that it holds none."""
+    if response is None:
+        return "the version is gone"
+    text = response.get("SecretString")
+    if not isinstance(text, str):
+        return "no SecretString"
+    try:
+        decode(text, "json")
+    except ValueError as exc:
+        return str(exc)
+    return "unknown"  # not reached: payload_of parses the same text the same way
 
 
 def _same(existing: Mapping[str, Any], payload: Payload) -> bool:

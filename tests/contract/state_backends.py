@@ -3,7 +3,8 @@ against every entry of ``BACKENDS``.
 
 A factory receives the pytest request (for ``tmp_path``, ``monkeypatch``) and yields a
 ``Backend``: a way to open more stores on the same storage (another runner, another
-thread) and a way to read everything stored, raw, for leak checks.
+thread), a way to read everything stored, raw, for leak checks, the clock its leases
+expire on (absent for leases that cannot expire), and a way to damage what is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,28 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 from bridge.config.model import DynamoDBStateSettings
-from bridge.state import FileStateStore, StateStore
+from bridge.state import FileStateStore, PolicyRecord, StateStore
 from providers.aws.dynamodb import DynamoDBStateStore, table_definition
+from providers.aws.dynamodb_schema import ack_key, policy_key, run_key
 from tests.support.aws import fake_aws_environment
+from tests.support.fakes import MemoryState
 
 TABLE = "bridge-state"
 REGION = "us-east-1"
+
+
+class Clock:
+    """UTC now, plus an offset a test moves: every store of a backend shares one, so a
+    test can jump past a lease's expiry while real time still drives renewals."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,10 @@ class Backend:
     name: str
     open: Callable[[], StateStore]  # a new store on the same storage
     raw: Callable[[], str]  # everything stored, as text
+    clock: Clock | None = None  # what leases expire on; None: they cannot expire
+    # Overwrite what is stored for a policy's ``record``, ``ack`` (of consumer "api") or
+    # ``run`` with garbage, as a damaged disk or a careless hand would; None: cannot be.
+    damage: Callable[[str, str], None] | None = None
 
 
 def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +71,7 @@ def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     moto leniency that would make a correct compare-and-swap look broken under contention.
     """
     lock = threading.RLock()
-    for name in ("put_item", "delete_item", "update_item"):
+    for name in ("put_item", "delete_item", "update_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 
         @functools.wraps(original)
@@ -79,7 +101,23 @@ def file_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
             return "\n".join(conn.iterdump())
 
-    yield Backend("file", lambda: FileStateStore(path), raw)
+    def damage(policy: str, what: str) -> None:
+        FileStateStore(path).save(PolicyRecord(policy="make-sure-the-database-exists"))
+        garbage = "{not json"
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            if what == "record":
+                conn.execute("INSERT OR REPLACE INTO policies VALUES (?, 1, ?)", (policy, garbage))
+            elif what == "ack":
+                conn.execute(
+                    "INSERT OR REPLACE INTO acks VALUES (?, 'api', 'default', ?)", (policy, garbage)
+                )
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO runs VALUES (?, 'yesterday', NULL, NULL)", (policy,)
+                )
+            conn.commit()
+
+    yield Backend("file", lambda: FileStateStore(path), raw, damage=damage)
 
 
 @contextlib.contextmanager
@@ -87,17 +125,49 @@ def dynamodb_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     fake_aws_environment(monkeypatch)
     atomic_moto_writes(monkeypatch)
+    clock = Clock()
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(**table_definition(TABLE))
         settings = DynamoDBStateSettings(backend="dynamodb", table=TABLE, region=REGION)
+
+        def damage(policy: str, what: str) -> None:
+            items = {
+                "record": {"pk": {"S": policy_key(policy)}, "version": {"N": "1"}},
+                "ack": {"pk": {"S": ack_key(policy, "api")}, "replicas": {"S": "x"}},
+                "run": {"pk": {"S": run_key(policy)}, "last_run_at": {"S": "yesterday"}},
+            }
+            item = items[what]
+            if what == "record":
+                item["record"] = {"S": "{not json"}
+            client.put_item(TableName=TABLE, Item=item)
+
         # One client for every store: building one costs ~0.1 s; the lazily built client
         # is exercised by the integration tests against a moto server.
         yield Backend(
             "dynamodb",
-            lambda: DynamoDBStateStore(settings, client=client),
+            lambda: DynamoDBStateStore(settings, client=client, clock=clock),
             lambda: json.dumps(scan_everything(client, TABLE)),
+            clock=clock,
+            damage=damage,
         )
+
+
+@contextlib.contextmanager
+def memory_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The unit tests' fake, held to the same contract as the real backends."""
+    del request
+    clock = Clock()
+    memory = MemoryState(clock=clock)
+
+    def raw() -> str:
+        stored: list[Any] = [r.model_dump(mode="json") for r in memory.records.values()]
+        for by_replica in memory._acks.values():
+            stored += [a.model_dump(mode="json") for a in by_replica.values()]
+        stored += [r.model_dump(mode="json") for r in memory._runs.values()]
+        return json.dumps([stored, memory.leases, memory._meta]) if memory.records else ""
+
+    yield Backend("memory", memory.sibling, raw, clock=clock)
 
 
 BACKENDS: dict[
@@ -105,4 +175,5 @@ BACKENDS: dict[
 ] = {
     "file": file_backend,
     "dynamodb": dynamodb_backend,
+    "memory": memory_backend,
 }

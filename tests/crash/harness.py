@@ -291,7 +291,7 @@ class RunLog:
         """Policy -> the last engine event this run logged for it."""
         last: dict[str, str] = {}
         for line in self.err.read_text(encoding="utf-8", errors="replace").splitlines():
-            parts = line.split()
+            parts = line.split()[1:]  # after the timestamp: level, event, fields
             if len(parts) >= 3 and parts[1] in ENGINE_EVENTS and parts[2].startswith("policy="):
                 last[parts[2].removeprefix("policy=")] = parts[1]
         return last
@@ -694,10 +694,10 @@ class Scenario:
             problems.append(f"vacuous: only {len(held_published)} {HELD} keys were ever published")
 
         logged = Counter(
-            line.split()[1]
+            line.split()[2]  # timestamp, level, event
             for run in bridge.runs
             for line in run.err.read_text(encoding="utf-8", errors="replace").splitlines()
-            if len(line.split()) > 2 and line.split()[1] in ENGINE_EVENTS
+            if len(line.split()) > 3 and line.split()[2] in ENGINE_EVENTS
         )
         run_times = ", ".join(
             f"{statistics.median(d):.2f}s@{lat}ms" for lat, d in durations.items()

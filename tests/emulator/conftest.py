@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from bridge.emulator import Emulator, EmulatorClock
+from bridge.emulator.responses import Request, Response
 from tests.openapi import openapi_hook
 
 MintKey = Callable[..., dict[str, Any]]
@@ -87,3 +90,36 @@ def start_emulator() -> Iterator[StartEmulator]:
     for emu, http in started:
         http.close()
         emu.stop()
+
+
+@pytest.fixture
+def no_sdk_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The ``langsmith`` SDK reads no profile of the developer's (the root conftest has
+    already removed every LangSmith variable)."""
+    monkeypatch.setenv("LANGSMITH_CONFIG_FILE", str(tmp_path / "absent.json"))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the emulator answered, without its headers' secrets."""
+
+    method: str
+    route: str
+    content_encoding: str | None
+    status: int
+
+
+@pytest.fixture
+def seen(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[Seen]:
+    """Every API request the ``emulator`` fixture answers, in order."""
+    log: list[Seen] = []
+    handle = emulator.api.handle
+
+    def spy(request: Request) -> Response:
+        response = handle(request)
+        encoding = request.header("content-encoding")
+        log.append(Seen(request.method, request.route, encoding, response.status))
+        return response
+
+    monkeypatch.setattr(emulator.api, "handle", spy)
+    return log

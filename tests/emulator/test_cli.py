@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,9 @@ from tests.openapi import openapi_hook
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    """Run the emulator CLI on a free port; always reaped at the end."""
+@contextmanager
+def launch(tmp_path: Path, *switches: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """Run the emulator CLI on a free port with ``switches``; always reaped at the end."""
     bootstrap = tmp_path / "bootstrap.json"
     process = subprocess.Popen(
         [
@@ -33,6 +34,7 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
             "0",
             "--bootstrap-file",
             str(bootstrap),
+            *switches,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -45,6 +47,13 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """Run the emulator CLI on a free port with default switches."""
+    with launch(tmp_path) as served:
+        yield served
 
 
 def wait_for(
@@ -97,3 +106,33 @@ def test_cli_rejects_a_non_loopback_host(tmp_path: Path):
 
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+def test_cli_sets_the_auth_switches_and_the_expiry_cap(tmp_path: Path):
+    switches = ("--auth-cache-delay", "2.5", "--last-used-granularity", "60")
+    caps = ("--max-service-key-expiry-days", "30", "--max-pat-expiry-days", "7")
+    with launch(tmp_path, *switches, *caps) as (process, path):
+        bootstrap = wait_for(path, process)
+        with httpx.Client(base_url=str(bootstrap["endpoint"]), timeout=5) as client:
+            auth = client.get("/_emulator/auth").json()
+            org = client.get("/_emulator/org").json()
+            info = client.get(
+                "/api/v1/orgs/current/info", headers={"X-API-Key": str(bootstrap["admin_key"])}
+            ).json()
+
+    assert auth == {"auth_cache_delay_s": 2.5, "last_used_granularity_s": 60.0}
+    assert org == {"max_service_key_expiry_days": 30, "max_pat_expiry_days": 7}
+    assert (info["max_service_key_expiry_days"], info["max_pat_expiry_days"]) == (30, 7)
+
+
+def test_cli_rejects_a_negative_auth_cache_delay(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.emulator", "--port", "0", "--auth-cache-delay", "-1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert "auth_cache_delay_s" in result.stderr

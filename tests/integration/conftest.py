@@ -20,7 +20,7 @@ from bridge.cli import main
 from bridge.config import BridgeConfig, load_config
 from bridge.emulator import Emulator
 from bridge.engine import Engine, RunReport, observe_targets, policy_status
-from bridge.engine.runner import known_versions
+from bridge.engine.observe import known_versions
 from bridge.langsmith import RetryPolicy
 from bridge.payload import decode
 from bridge.render import status_json

@@ -1,11 +1,15 @@
-"""What only the DynamoDB state backend has to get right: leases that expire, SDK failures
-mapped onto ``StateError``, batch reads that DynamoDB answers in part, item keys that IAM can
-confine a consumer to, the exact IAM actions it calls, and a real HTTP round trip to a
-moto server. The behaviour it shares with every backend is in the state contract suite."""
+"""What only the DynamoDB state backend has to get right: leases that expire (in the
+seconds older runners write and the milliseconds short TTLs need), saves fenced by a
+transaction, SDK failures mapped onto ``StateError``, batch reads that DynamoDB answers in
+part, item keys that IAM can confine a consumer to (all its replicas in one item that stays
+under DynamoDB's size limit), tables and items written by older versions, the exact IAM
+actions it calls, and a real HTTP round trip to a moto server. The behaviour it shares with
+every backend is in the state contract suite."""
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -17,9 +21,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from moto import mock_aws
 
 from bridge.config.model import DynamoDBStateSettings
-from bridge.errors import LeaseHeld, StateConflict, StateError
+from bridge.errors import LeaseHeld, LeaseLost, StateConflict, StateError
 from bridge.secrets import fingerprint
-from bridge.state.model import Ack, PolicyRecord
+from bridge.state.model import PROOF_MAX, REPLICAS_KEPT, Ack, PolicyRecord
 from bridge.wiring import Connections, open_state
 from providers.aws.dynamodb import (
     BATCH_ATTEMPTS,
@@ -30,7 +34,14 @@ from providers.aws.dynamodb import (
     StateUnavailable,
     table_definition,
 )
-from providers.aws.dynamodb_schema import METHODS, TTL_ATTRIBUTE, ack_key
+from providers.aws.dynamodb_schema import (
+    CONSUMER_READ_ACTIONS,
+    EXPIRY_MS_ATTRIBUTE,
+    IAM_ACTIONS,
+    METHODS,
+    TTL_ATTRIBUTE,
+    ack_key,
+)
 from tests.contract.state_backends import atomic_moto_writes
 from tests.support.aws import REGION, client_error, fake_aws_environment, serve_moto
 
@@ -57,10 +68,10 @@ class Clock:
 
 
 class Recorder:
-    """A real client whose calls are recorded as ``(IAM action, parameters)``.
+    """A real client whose calls are recorded as ``(API call, parameters)``.
 
-    With ``repeat_writes`` every PutItem and DeleteItem is sent twice and the second answer
-    returned: what the SDK does when a write succeeded but its response was lost.
+    With ``repeat_writes`` every write is sent twice and the second answer returned: what
+    the SDK does when a write succeeded but its response was lost.
     """
 
     def __init__(self, client: Any, *, repeat_writes: bool = False) -> None:
@@ -74,7 +85,7 @@ class Recorder:
         def call(**params: Any) -> dict[str, Any]:
             self.calls.append((f"dynamodb:{action}", params))
             real = getattr(self.client, method)
-            if self.repeat_writes and action in ("PutItem", "DeleteItem"):
+            if self.repeat_writes and action not in ("GetItem", "BatchGetItem", "Scan"):
                 real(**params)
             response: dict[str, Any] = real(**params)
             return response
@@ -82,7 +93,8 @@ class Recorder:
         return call
 
     def actions(self) -> set[str]:
-        return {action for action, _ in self.calls}
+        """The IAM actions the calls needed (a transaction needs those of its parts)."""
+        return {a for call, _ in self.calls for a in IAM_ACTIONS[call.split(":")[1]]}
 
 
 class Scripted:
@@ -115,6 +127,12 @@ class Scripted:
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
         return self._answer("batch_get_item", params)
 
+    def update_item(self, **params: Any) -> dict[str, Any]:
+        return self._answer("update_item", params)
+
+    def transact_write_items(self, **params: Any) -> dict[str, Any]:
+        return self._answer("transact_write_items", params)
+
 
 def enter_lease(store: DynamoDBStateStore) -> None:
     with store.lease("p", "host:1", TTL):
@@ -127,6 +145,8 @@ OPERATIONS: dict[str, Callable[[DynamoDBStateStore], object]] = {
     "policies": lambda store: store.policies(),
     "acks": lambda store: store.acks("p", ["api"]),
     "record_ack": lambda store: store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0)),
+    "record_run": lambda store: store.record_run("p", T0, None),
+    "deployment_id": lambda store: store.deployment_id(),
     "lease": enter_lease,
 }
 
@@ -212,8 +232,9 @@ def test_the_lease_item_carries_its_expiry_in_the_ttl_attribute(table: Any, cloc
         item = raw_item(table, "lease#p")
 
     assert item is not None
-    assert set(item) == {"pk", "owner", TTL_ATTRIBUTE}
+    assert set(item) == {"pk", "owner", TTL_ATTRIBUTE, EXPIRY_MS_ATTRIBUTE}
     assert int(item[TTL_ATTRIBUTE]["N"]) == int((T0 + TTL).timestamp())
+    assert int(item[EXPIRY_MS_ATTRIBUTE]["N"]) == int((T0 + TTL).timestamp() * 1000)
     ttl = table.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == TTL_ATTRIBUTE
 
@@ -229,6 +250,45 @@ def test_the_table_has_one_string_partition_key_and_on_demand_billing(table: Any
         "BillingMode": "PAY_PER_REQUEST",
     }
     assert table_definition(TABLE) == {"TableName": TABLE, **table_definition()}
+
+
+def test_a_lease_expires_to_the_millisecond(table: Any, clock: Clock) -> None:
+    holder, other = runner(table, clock), runner(table, clock)
+    short = timedelta(milliseconds=1500)
+    late = ExitStack()
+    late.enter_context(holder.lease("p", "host-a:1", short))
+
+    clock.advance(short)
+    with pytest.raises(LeaseHeld):  # held up to and including its last millisecond
+        enter_lease(other)
+    clock.advance(timedelta(milliseconds=1))
+    enter_lease(other)
+    late.close()
+
+
+def test_a_lease_an_older_runner_wrote_is_understood_both_ways(table: Any, clock: Clock) -> None:
+    """Older runners wrote whole seconds only; a lease made expired through that attribute
+    alone (as the crash tests and older runners compare) is expired."""
+    table.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "lease#p"},
+            "owner": {"S": "old-host:1#abcd"},
+            TTL_ATTRIBUTE: {"N": str(int((T0 + TTL).timestamp()))},
+        },
+    )
+    with pytest.raises(LeaseHeld, match="old-host:1"):
+        enter_lease(runner(table, clock))
+    clock.advance(TTL + timedelta(seconds=1))
+    with runner(table, clock).lease("p", "host:1", TTL):
+        table.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "lease#p"}},
+            UpdateExpression="SET #exp = :past",
+            ExpressionAttributeNames={"#exp": TTL_ATTRIBUTE},
+            ExpressionAttributeValues={":past": {"N": "0"}},
+        )
+        enter_lease(runner(table, clock))  # past by its seconds, whatever its milliseconds
 
 
 def test_a_lease_whose_release_fails_does_not_hide_the_blocks_own_error(
@@ -256,14 +316,71 @@ def test_writes_the_sdk_repeats_after_a_lost_response_are_not_conflicts(
     first = store.save(PolicyRecord(policy="p"))
     second = store.save(first.model_copy(update={"last_error": "x"}))
     with store.lease("p", "host:1", TTL):
-        pass
+        third = store.save(second.model_copy(update={"last_error": "fenced"}))
     store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
+    store.record_ack("p", Ack(consumer="api", replica="r2", fingerprint=FP, at=T0))
+    store.record_run("p", T0, "boom")
+    made = store.deployment_id()
 
-    assert (first.version, second.version) == (1, 2)
-    assert runner(table, clock).load("p") == second
+    assert (first.version, second.version, third.version) == (1, 2, 3)
+    assert runner(table, clock).load("p") == third.with_run(runner(table, clock).load("p").run())
     assert raw_item(table, "lease#p") is None
-    with pytest.raises(StateConflict, match="expected version 1, found 2"):
+    assert [a.replica for a in store.acks("p", ["api"])] == ["default", "r2"]
+    assert store.deployment_id() == made
+    with pytest.raises(StateConflict, match="expected version 1, found 3"):
         store.save(first)
+
+
+def test_a_fenced_save_is_one_transaction_of_a_lease_check_and_the_put(
+    table: Any, clock: Clock
+) -> None:
+    recorder = Recorder(table)
+    store = DynamoDBStateStore(SETTINGS, client=recorder, clock=clock)
+    with store.lease("p", "host:1", TTL):
+        record = store.save(store.load("p"))
+        with pytest.raises(StateConflict, match="expected version 0, found 1"):
+            store.save(record.model_copy(update={"version": 0, "last_error": "stale"}))
+    store.save(record)  # no lease held: a plain put
+
+    reads = ("dynamodb:GetItem", "dynamodb:BatchGetItem")
+    writes = [(call, params) for call, params in recorder.calls if call not in reads]
+    assert [call for call, _ in writes] == [
+        "dynamodb:PutItem",  # the lease taken
+        "dynamodb:TransactWriteItems",
+        "dynamodb:TransactWriteItems",
+        "dynamodb:DeleteItem",  # released
+        "dynamodb:PutItem",
+    ]
+    check, put = writes[1][1]["TransactItems"]
+    assert check["ConditionCheck"]["Key"] == {"pk": {"S": "lease#p"}}
+    assert check["ConditionCheck"]["ExpressionAttributeValues"][":me"]["S"].startswith("host:1#")
+    assert put["Put"]["Item"]["pk"] == {"S": "policy#p"}
+
+
+def test_a_cancelled_transaction_that_is_no_conflict_is_retryable(table: Any, clock: Clock) -> None:
+    cancelled = client_error("TransactionCanceledException", operation="TransactWriteItems")
+    cancelled.response["CancellationReasons"] = [{"Code": "None"}, {"Code": "TransactionConflict"}]
+    lease_ok: dict[str, Any] = {}
+    client = Scripted(lease_ok, cancelled, lease_ok)  # taken, the save, released
+    store = DynamoDBStateStore(SETTINGS, client=client, clock=clock)
+
+    with store.lease("p", "host:1", TTL), pytest.raises(StateUnavailable) as caught:
+        store.save(PolicyRecord(policy="p"))
+
+    assert caught.value.retryable
+    assert "TransactionConflict" in str(caught.value)
+
+
+def test_a_save_after_the_lease_was_lost_writes_nothing(table: Any, clock: Clock) -> None:
+    holder, thief = runner(table, clock), runner(table, clock)
+    with holder.lease("p", "host:1", TTL):
+        clock.advance(TTL + timedelta(seconds=1))
+        with thief.lease("p", "host:2", TTL):
+            before = table.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+            with pytest.raises(LeaseLost, match="taken over by host:2#") as caught:
+                holder.save(PolicyRecord(policy="p"))
+            assert table.scan(TableName=TABLE, ConsistentRead=True)["Items"] == before
+    assert not caught.value.retryable
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -313,7 +430,15 @@ def test_throttling_and_unavailability_are_retryable_state_errors(
 
 @pytest.mark.parametrize(
     ("operation", "action"),
-    [("load", "GetItem"), ("save", "PutItem"), ("policies", "Scan"), ("acks", "BatchGetItem")],
+    [
+        ("load", "BatchGetItem"),
+        ("save", "PutItem"),
+        ("policies", "Scan"),
+        ("acks", "BatchGetItem"),
+        ("record_ack", "UpdateItem"),
+        ("record_run", "UpdateItem"),
+        ("deployment_id", "GetItem"),
+    ],
 )
 def test_access_denied_says_which_action_was_denied(operation: str, action: str) -> None:
     denied = client_error("AccessDeniedException", operation=action)
@@ -334,10 +459,57 @@ def test_a_malformed_item_is_a_state_error(table: Any) -> None:
     table.put_item(TableName=TABLE, Item={"pk": {"S": "ack#p#api"}, "at": {"S": "yesterday"}})
     store = runner(table, Clock())
 
-    with pytest.raises(StateError, match="'policy#p' is malformed"):
+    with pytest.raises(StateError, match="'policy#p' is malformed \\(the record is not JSON\\)"):
         store.load("p")
     with pytest.raises(StateError, match="'ack#p#api' is malformed"):
         store.acks("p", ["api"])
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"pk": {"S": "policy#p"}, "version": {"N": "1"}, "record": {"S": "[1, 2]"}},
+        {"pk": {"S": "policy#p"}, "version": {"N": "1"}, "record": {"N": "1"}},
+        {"pk": {"S": "policy#p"}, "version": {"S": "one"}, "record": {"S": "{}"}},
+        {"pk": {"S": "policy#p"}, "record": {"S": '{"generations": 3}'}},
+        {"pk": {"S": "run#p"}, "last_run_at": {"N": "1"}},
+        {"pk": {"S": "meta#deployment"}, "id": {"S": "not an id!"}},
+        {"pk": {"S": "ack#p#api"}, "replicas": {"M": {"r": {"S": "x"}}}},
+        {"pk": {"S": "ack#p#api"}, "replicas": {"M": {"r": {"M": {"at": {"S": "now"}}}}}},
+    ],
+    ids=[
+        "record not an object",
+        "record not a string",
+        "version not a number",
+        "no version",
+        "run not a string",
+        "deployment id",
+        "replica not a map",
+        "replica at",
+    ],
+)
+def test_garbage_in_an_item_is_one_line_naming_the_item_and_others_still_load(
+    table: Any, item: dict[str, Any]
+) -> None:
+    store = runner(table, Clock())
+    healthy = store.save(PolicyRecord(policy="healthy"))
+    store.record_ack("healthy", Ack(consumer="api", fingerprint=FP, at=T0))
+    table.put_item(TableName=TABLE, Item=item)
+
+    key = item["pk"]["S"]
+    read: Callable[[], object] = {
+        "ack#": lambda: store.acks("p", ["api"]),
+        "meta": store.deployment_id,
+    }.get(key[:4], lambda: store.load("p"))
+
+    with pytest.raises(StateError) as caught:
+        read()
+
+    assert type(caught.value) is StateError
+    assert f"table {TABLE!r}: item {item['pk']['S']!r} is malformed (" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert store.load("healthy") == healthy
+    assert len(store.acks("healthy", ["api"])) == 1
 
 
 def test_a_name_that_would_make_keys_ambiguous_is_refused() -> None:
@@ -390,7 +562,7 @@ def test_unprocessed_batch_keys_are_retried_with_backoff() -> None:
 
     acks = store.acks("p", ["api", "worker", "cron"])
 
-    assert set(acks) == {"api", "worker"}
+    assert [a.consumer for a in acks] == ["api", "worker"]
     assert [method for method, _ in client.calls] == ["batch_get_item"] * 3
     assert client.calls[1][1]["RequestItems"] == unprocessed
     assert pauses == [0.05, 0.1]
@@ -401,7 +573,7 @@ def test_keys_left_unprocessed_on_every_attempt_are_a_retryable_error() -> None:
     client = Scripted({"Responses": {TABLE: []}, "UnprocessedKeys": unprocessed})
     store = DynamoDBStateStore(SETTINGS, client=client, sleep=lambda _: None)
 
-    with pytest.raises(StateUnavailable, match="1 ack keys still unprocessed"):
+    with pytest.raises(StateUnavailable, match="1 keys still unprocessed"):
         store.acks("p", ["api"])
 
     assert len(client.calls) == BATCH_ATTEMPTS
@@ -416,7 +588,7 @@ def test_acks_are_read_in_batches_of_100_distinct_keys(table: Any) -> None:
 
     acks = store.acks("p", [*consumers, *consumers[:10]])  # repeats are tolerated
 
-    assert set(acks) == set(consumers[::50])
+    assert [a.consumer for a in acks] == consumers[::50]
     batches = [
         [key["pk"]["S"] for key in params["RequestItems"][TABLE]["Keys"]]
         for action, params in recorder.calls
@@ -429,43 +601,117 @@ def test_acks_are_read_in_batches_of_100_distinct_keys(table: Any) -> None:
 # -- IAM -------------------------------------------------------------------------------
 
 
-def test_an_ack_is_one_put_of_the_item_leading_keys_confines_the_consumer_to(
+def test_acks_are_updates_of_the_one_item_leading_keys_confines_the_consumer_to(
     table: Any,
 ) -> None:
     recorder = Recorder(table)
     store = DynamoDBStateStore(SETTINGS, client=recorder)
 
-    store.record_ack("payments", Ack(consumer="api-gateway", fingerprint=FP, at=T0))
+    for replica in ("pod-a", "pod-b", "pod-a"):
+        store.record_ack(
+            "payments", Ack(consumer="api-gateway", replica=replica, fingerprint=FP, at=T0)
+        )
 
-    assert recorder.actions() == set(CONSUMER_ACK_ACTIONS) == {"dynamodb:PutItem"}
-    [(_, params)] = recorder.calls
+    assert recorder.actions() == set(CONSUMER_ACK_ACTIONS) == {"dynamodb:UpdateItem"}
     # The IAM condition ``dynamodb:LeadingKeys = ["ack#payments#api-gateway"]`` admits
-    # exactly this request, and no other consumer's or policy's item.
-    assert params["Item"]["pk"] == {"S": "ack#payments#api-gateway"}
+    # exactly these requests, and no other consumer's or policy's item.
+    assert {params["Key"]["pk"]["S"] for _, params in recorder.calls} == {
+        "ack#payments#api-gateway"
+    }
     assert ack_key("payments", "api-gateway") == "ack#payments#api-gateway"
-    assert set(params["Item"]) == {"pk", "fingerprint", "at"}
-    assert "ConditionExpression" not in params
+    assert len(recorder.calls) == 4  # the first ack creates the map: one try, one create
+    item = raw_item(table, "ack#payments#api-gateway")
+    assert item is not None
+    assert set(item) == {"pk", "replicas"}
+    assert set(item["replicas"]["M"]) == {"pod-a", "pod-b"}
+
+
+def test_reading_a_record_is_what_a_consumer_is_granted(table: Any) -> None:
+    recorder = Recorder(table)
+    store = DynamoDBStateStore(SETTINGS, client=recorder)
+
+    store.load("payments")
+
+    assert recorder.actions() == set(CONSUMER_READ_ACTIONS)
+    [(_, params)] = recorder.calls
+    keys = [key["pk"]["S"] for key in params["RequestItems"][TABLE]["Keys"]]
+    assert keys == ["policy#payments", "run#payments"]  # LeadingKeys of the consumer policy
+
+
+def test_the_replicas_of_one_consumer_stay_under_the_item_size_limit(table: Any) -> None:
+    store = runner(table, Clock())
+    for n in range(REPLICAS_KEPT + 2):
+        replica = f"{n:03d}" + "r" * 125
+        ack = Ack(consumer="api", replica=replica, fingerprint=FP, at=T0, proof="p" * PROOF_MAX)
+        store.record_ack("p", ack)
+
+    item = raw_item(table, ack_key("p", "api"))
+    assert item is not None
+    assert len(item["replicas"]["M"]) == REPLICAS_KEPT
+    assert len(json.dumps(item)) < 400_000  # an upper bound of DynamoDB's item size
+
+
+def test_an_ack_item_an_older_version_wrote_is_replica_default_and_keeps_working(
+    table: Any,
+) -> None:
+    table.put_item(TableName=TABLE, Item=ack_item("api"))
+    store = runner(table, Clock())
+
+    assert store.acks("p", ["api"]) == [Ack(consumer="api", fingerprint=FP, at=T0)]
+    store.record_ack("p", Ack(consumer="api", replica="pod-a", fingerprint=FP, at=T0))
+    store.record_ack("p", Ack(consumer="worker", fingerprint=FP, at=T0))
+
+    acks = store.acks("p", ["api", "worker"])
+    assert [(a.consumer, a.replica) for a in acks] == [
+        ("api", "default"),
+        ("api", "pod-a"),
+        ("worker", "default"),
+    ]
+    later = T0 + timedelta(hours=1)
+    store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=later))  # replaces the old one
+    assert [a.at for a in store.acks("p", ["api"]) if a.replica == "default"] == [later]
+
+
+def test_a_table_an_older_version_wrote_loads_unchanged(table: Any) -> None:
+    old_record = '{"policy": "p", "generations": [], "last_run_at": "2025-03-01T09:00:00Z"}'
+    table.put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": "policy#p"}, "version": {"N": "7"}, "record": {"S": old_record}},
+    )
+    store = runner(table, Clock())
+
+    record = store.load("p")
+
+    assert record == PolicyRecord(policy="p", version=7, last_run_at=T0)
+    assert record.history == () and record.last_success_at is None
+    assert store.deployment_id() == "default"  # what that version marked its keys with
+    assert store.save(record).version == 8
 
 
 def test_a_runner_calls_exactly_the_listed_iam_actions(table: Any, clock: Clock) -> None:
     recorder = Recorder(table)
     store = DynamoDBStateStore(SETTINGS, client=recorder, clock=clock)
 
+    store.deployment_id()
     with store.lease("p", "host:1", TTL):
         record = store.save(store.load("p"))
         store.acks("p", ["api"])
         store.policies()
         with pytest.raises(StateConflict):
             store.save(record.model_copy(update={"version": 0, "last_error": "stale"}))
+        store.record_run("p", T0, None)
+    store.save(store.load("p"))
     store.record_ack("p", Ack(consumer="api", fingerprint=FP, at=T0))
 
     assert recorder.actions() == set(DYNAMODB_ACTIONS)
     assert DYNAMODB_ACTIONS == (
         "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Scan",
+        "dynamodb:UpdateItem",
     )
     port = {name for name, _ in inspect.getmembers(DynamoDBClient) if not name.startswith("_")}
     assert port == set(METHODS.values())
@@ -499,5 +745,5 @@ def test_the_store_opened_from_settings_works_against_a_moto_server(moto_server:
         assert store.load("p") == saved
         assert store.policies() == ["p"]
         acks = store.acks("p", ["api", "worker"])
-        assert acks == {"api": Ack(consumer="api", fingerprint=FP, at=T0)}
+        assert acks == [Ack(consumer="api", fingerprint=FP, at=T0)]
         assert connections.connection("aws").clients.built == 1  # one client for it all

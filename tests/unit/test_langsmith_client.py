@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from bridge import errors
-from bridge.langsmith import ApiKey, LangSmithClient, RetryPolicy, Workspace
+from bridge.langsmith import (
+    ApiKey,
+    KeyNotAccepted,
+    LangSmithClient,
+    LangSmithConflict,
+    LangSmithTooEarly,
+    RetryPolicy,
+    Workspace,
+)
 from bridge.secrets import Secret
 from tests.unit.test_langsmith_fakes import (
     ADMIN_KEY,
@@ -57,8 +65,10 @@ ROUTES: list[tuple[str, str, str, str, bool, str | None, Any]] = [
     ("create_workspace_key", "POST", "/api/v1/api-key", "", False, WS_ID, CREATED_BODY),
     ("delete_workspace_key", "DELETE", f"/api/v1/api-key/{KEY_ID}", "", False, WS_ID, KEY_BODY),
     ("list_workspaces", "GET", "/api/v1/workspaces", "", True, None, WORKSPACES_BODY),
-    ("verify_key_org", "GET", "/api/v1/workspaces", "", True, None, WORKSPACES_BODY),
+    ("verify_key_org", "GET", "/api/v1/workspaces", "", False, None, WORKSPACES_BODY),
     ("verify_key_workspace", "GET", "/api/v1/sessions", "limit=1", False, WS_ID, []),
+    ("org_info", "GET", "/api/v1/orgs/current/info", "", True, None, {"is_personal": False}),
+    ("list_roles", "GET", "/api/v1/orgs/current/roles", "", True, None, []),
 ]
 
 
@@ -74,6 +84,8 @@ def call(client: LangSmithClient, name: str) -> Any:
         "list_workspaces": lambda: client.list_workspaces(),
         "verify_key_org": lambda: client.verify_key(NEW_KEY),
         "verify_key_workspace": lambda: client.verify_key(NEW_KEY, workspace_id=WS_ID),
+        "org_info": lambda: client.org_info(),
+        "list_roles": lambda: client.list_roles(),
     }
     return calls[name]()
 
@@ -249,14 +261,14 @@ STATUS_TABLE: list[tuple[int, Any, type[errors.LangSmithError]]] = [
     (504, None, E.LangSmithServerError),
     (302, "", E.LangSmithProtocolError),
     (400, {"detail": "bad request"}, E.LangSmithError),
-    (409, {"detail": "conflict"}, E.LangSmithError),
+    (409, {"detail": "conflict"}, LangSmithConflict),
+    (425, {"detail": "too early"}, LangSmithTooEarly),
 ]
 
 
 @pytest.mark.parametrize(("status", "body", "expected"), STATUS_TABLE)
 @pytest.mark.parametrize(
-    "name",
-    ["list_service_keys", "create_workspace_key", "delete_service_key", "verify_key_workspace"],
+    "name", ["list_service_keys", "create_workspace_key", "delete_service_key", "org_info"]
 )
 def test_status_maps_into_the_error_tree(
     name: str, status: int, body: Any, expected: type[errors.LangSmithError]
@@ -268,9 +280,46 @@ def test_status_maps_into_the_error_tree(
     err = info.value
     assert type(err) is expected
     assert err.status == status
-    assert err.operation == name.removesuffix("_workspace")
+    assert err.operation == name
     assert f"LangSmith {err.operation} -> HTTP {status}" in str(err)
-    assert err.retryable is (status in (408, 429) or status >= 500)
+    # A 409 is worth repeating only where repeating changes nothing: not for a create.
+    conflict_retryable = status == 409 and not name.startswith("create")
+    assert err.retryable is (status in (408, 425, 429) or status >= 500 or conflict_retryable)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (401, {"detail": "Invalid token"}, KeyNotAccepted),
+        (403, {"detail": "Forbidden"}, KeyNotAccepted),
+        (403, "<html>forbidden</html>", KeyNotAccepted),
+        (403, {"error": "org_scoped_key_requires_workspace"}, E.WorkspaceRequired),
+    ],
+)
+def test_verify_key_reports_401_and_403_as_not_accepted_yet(
+    status: int, body: Any, expected: type[errors.LangSmithError]
+) -> None:
+    reply = Reply(status, text=body) if isinstance(body, str) else Reply(status, json=body)
+    server, client = serve(reply)  # the default policy: these are still not retried
+    with client, pytest.raises(errors.LangSmithError) as info:
+        client.verify_key(NEW_KEY, workspace_id=WS_ID)
+    assert type(info.value) is expected
+    assert info.value.status == status
+    assert info.value.retryable is False
+    assert len(server.requests) == 1
+    if expected is KeyNotAccepted:
+        assert isinstance(info.value, errors.LangSmithAuthError)  # what callers catch today
+        assert isinstance(info.value.__cause__, errors.LangSmithError)
+        assert str(info.value).startswith(f"LangSmith verify_key -> HTTP {status}: key not")
+
+
+def test_verify_key_retries_what_any_call_retries() -> None:
+    server, client = serve(
+        Reply(503), Reply(429, headers={"Retry-After": "1"}), Reply(200, json=[])
+    )
+    with client:
+        client.verify_key(NEW_KEY, workspace_id=WS_ID, endpoint="https://public.example.test")
+    assert len(server.requests) == 3
 
 
 def test_error_message_carries_a_short_excerpt_of_the_body() -> None:
@@ -327,7 +376,6 @@ def test_rate_limited_error_carries_retry_after() -> None:
         Reply(200, text="<html>proxy login</html>", headers={"Content-Type": "text/html"}),
         Reply(200, text=""),
         Reply(200, json={"keys": []}),
-        Reply(200, json=[{"id": KEY_ID}]),
         Reply(200, json=None),
     ],
 )

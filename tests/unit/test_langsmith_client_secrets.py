@@ -68,6 +68,8 @@ SCENARIOS: list[tuple[str, Script]] = [
     ("500", echo_request(500)),
     ("502-html", Reply(502, text=f"<html><body>{ECHO}</body></html>")),
     ("400", Reply(400, json={"error": ECHO, "title": ECHO})),
+    ("409", echo_request(409)),
+    ("425", Reply(425, text=ECHO)),
     ("302", Reply(302, text=ECHO, headers={"Location": f"https://elsewhere/?k={NEW_KEY_TEXT}"})),
     ("connect-error", httpx.ConnectError(f"refused while sending {ECHO}")),
     ("read-timeout", httpx.ReadTimeout(f"timed out {ECHO}")),
@@ -78,8 +80,10 @@ SCENARIOS: list[tuple[str, Script]] = [
     ("2xx-bad-encoding", Reply(200, text=ECHO, headers={"Content-Encoding": "gzip"})),
 ]
 
-# A delete does not read the body of a 2xx, so these are successes for it.
+# A delete does not read the body of a 2xx, so these are successes for it; and any JSON
+# object is an ``OrganizationInfo`` (every field the client reads is optional).
 DELETE_ACCEPTS = {"2xx-not-json", "2xx-wrong-shape", "2xx-bad-key-field"}
+ORG_INFO_ACCEPTS = {"2xx-wrong-shape", "2xx-bad-key-field"}
 
 CALLS: dict[str, Callable[[LangSmithClient], Any]] = {
     "create_service_key": lambda c: c.create_service_key(description="d"),
@@ -87,6 +91,12 @@ CALLS: dict[str, Callable[[LangSmithClient], Any]] = {
     "list_service_keys": lambda c: c.list_service_keys(),
     "delete_workspace_key": lambda c: c.delete_workspace_key(WS_ID, KEY_ID),
     "verify_key": lambda c: c.verify_key(NEW_KEY, workspace_id=WS_ID),
+    "verify_key@consumer": lambda c: c.verify_key(
+        NEW_KEY, workspace_id=WS_ID, endpoint="https://public.example.test/"
+    ),
+    "verify_key@org": lambda c: c.verify_key(NEW_KEY),
+    "org_info": lambda c: c.org_info(),
+    "list_roles": lambda c: c.list_roles(),
 }
 
 
@@ -115,11 +125,15 @@ def test_no_key_material_in_any_error_or_log(
         with client:
             assert CALLS[name](client) is None
         return
+    if name == "org_info" and scenario in ORG_INFO_ACCEPTS:
+        with client:
+            CALLS[name](client)
+        return
     with client, pytest.raises(BridgeError) as info:
         CALLS[name](client)
     err = info.value
     assert isinstance(err, LangSmithError)
-    assert err.operation == name
+    assert err.operation == name.partition("@")[0]
     ours = [e for e in chain(err) if isinstance(e, BridgeError | ShapeError)]
     assert ours[0] is err
     for e in ours:
@@ -128,6 +142,25 @@ def test_no_key_material_in_any_error_or_log(
         assert_no_key_material(" ".join(map(str, e.args)))
     for record in caplog.records:
         assert_no_key_material(record.getMessage())
+
+
+def test_a_skipped_listing_entry_logs_no_key_material(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    entries = [
+        {"id": NEW_KEY_TEXT, "short_key": NEW_KEY_TEXT, "description": 5},
+        {"id": KEY_ID, "short_key": f"lsv2_sk_...{ECHO}", "description": ECHO, "expires_at": ECHO},
+        {"id": 7, "short_key": None, "description": ECHO},
+        ECHO,
+    ]
+    _, client = serve(Reply(200, json=entries))
+    with client:
+        listing = client.list_service_keys()
+    assert (len(listing), listing.skipped) == (0, 4)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4
+    for record in warnings:
+        assert_no_key_material(record.getMessage())
+        assert_no_key_material(repr(vars(record)))
 
 
 def test_the_echo_really_contains_the_keys() -> None:

@@ -88,7 +88,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 def test_fake_replays_script_in_order_and_repeats_the_last_reply() -> None:
     server, client = serve(Reply(500), Reply(200, json=[]))
     with client:
-        assert client.list_service_keys() == []
-        assert client.list_service_keys() == []
+        assert list(client.list_service_keys()) == []
+        assert list(client.list_service_keys()) == []
     assert len(server.requests) == 3
     assert len(server.sleeps) == 1

@@ -10,13 +10,34 @@ import pytest
 
 from bridge.config import Policy
 from bridge.engine import Observation, TargetView, plan
-from bridge.engine.plan import Abandon, DeleteOrphan, Republish, Resume, Revoke, Rotate
-from bridge.engine.planner import LISTING_SKEW, evaluate_gate
+from bridge.engine.plan import (
+    Abandon,
+    DeleteOrphan,
+    MarkMissing,
+    NoteIdle,
+    Republish,
+    Resume,
+    Revoke,
+    Rotate,
+)
+from bridge.engine.planner import evaluate_gate
+from bridge.engine.reconcile_keys import GONE_CONFIRM, LISTING_SKEW
 from bridge.langsmith import ApiKey
 from bridge.state import Ack, Generation, Phase, PolicyRecord
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 A, B = "file:/out/a.env", "file:/out/b.env"
+WORKSPACE = "00000000-0000-4000-8000-000000000001"
+INSTANCE = "dtest"  # this deployment's mark
+EVERY = timedelta(minutes=5)  # run.every of the observations here
+
+
+def acks_of(**fingerprints: str) -> dict[str, Any]:
+    """Observation fields for one proven replica per consumer, acking ``fingerprints``."""
+    acks = tuple(
+        Ack(consumer=c, replica="r0", fingerprint=fp, at=NOW) for c, fp in fingerprints.items()
+    )
+    return {"acks": acks, "proven": frozenset((c, "r0") for c in fingerprints)}
 
 
 def policy(**overrides: Any) -> Policy:
@@ -25,6 +46,7 @@ def policy(**overrides: Any) -> Policy:
         "rotate_every": "30d",
         "key_ttl": "60d",
         "consumers": ["api", "worker"],
+        "default_workspace": WORKSPACE,
         "target": [
             {"provider": "file", "path": "/out/a.env"},
             {"provider": "file", "path": "/out/b.env", "format": "json"},
@@ -54,7 +76,7 @@ def key(n: int | str, *, last_used: datetime | None = None) -> ApiKey:
     return ApiKey(
         id=f"k{n}",
         short_key=f"lsv2_sk_{n}",
-        description=f"langsmith-bridge:default policy=p rotation=r{n}",
+        description=f"langsmith-bridge:{INSTANCE} policy=p rotation=r{n}",
         created_at=NOW - timedelta(days=1),
         last_used_at=last_used,
         expires_at=None,
@@ -89,9 +111,11 @@ def run_case(case: Case) -> Any:
             TargetView(tid, "file", tid, fingerprint=fp, ownership="ours" if fp else "absent")
             for tid, fp in case.holders.items()
         ),
-        acks={c: Ack(consumer=c, fingerprint=fp, at=NOW) for c, fp in case.acks.items()},
         keys={k.id: k for k in keys},
         keys_listed_at=NOW,
+        instance=INSTANCE,
+        run_every=EVERY,
+        **acks_of(**case.acks),
     )
     return plan(policy(**case.policy), record, obs, force=case.force)
 
@@ -108,8 +132,25 @@ CASES = {
         {A: "fp1", B: "fp1"},
         [Rotate],
     ),
-    "current key deleted out of band": Case(
-        [gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [Rotate], keys=[]
+    "current key missing from one listing is only marked": Case(
+        [gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [MarkMissing], keys=[]
+    ),
+    "current key missing from two listings apart is gone: rotate": Case(
+        [gen(1, Phase.CURRENT, missing_since=NOW - GONE_CONFIRM)],
+        {A: "fp1", B: "fp1"},
+        [Rotate],
+        keys=[],
+    ),
+    "current key missing from two listings too close together: wait": Case(
+        [gen(1, Phase.CURRENT, missing_since=NOW - GONE_CONFIRM / 2)],
+        {A: "fp1", B: "fp1"},
+        [],
+        keys=[],
+    ),
+    "a missing key listed again is no longer missing": Case(
+        [gen(1, Phase.CURRENT, missing_since=NOW - GONE_CONFIRM / 2)],
+        {A: "fp1", B: "fp1"},
+        [MarkMissing],
     ),
     "drift: unknown key in a target": Case([gen(1, Phase.CURRENT)], {A: "fp1", B: "fpX"}, [Rotate]),
     "missing target gets republished": Case(
@@ -187,11 +228,41 @@ CASES = {
         {A: "fp2", B: "fp2"},
         [],
     ),
-    "usage: quiet key revoked": Case(
+    "usage: a quiet key is first watched": Case(
         [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [NoteIdle],
+        keys=[key(1, last_used=NOW - timedelta(hours=3)), key(2)],
+        policy={"ack": "usage"},
+    ),
+    "usage: quiet across two listings usage_quiet apart: revoked": Case(
+        [
+            gen(
+                1,
+                Phase.SUPERSEDED,
+                idle_seen_at=NOW - timedelta(hours=1),
+                idle_last_used=NOW - timedelta(hours=3),
+            ),
+            gen(2, Phase.CURRENT),
+        ],
         {A: "fp2", B: "fp2"},
         [Revoke],
         keys=[key(1, last_used=NOW - timedelta(hours=3)), key(2)],
+        policy={"ack": "usage"},
+    ),
+    "usage: used since the watch began: watched again": Case(
+        [
+            gen(
+                1,
+                Phase.SUPERSEDED,
+                idle_seen_at=NOW - timedelta(hours=1),
+                idle_last_used=NOW - timedelta(hours=3),
+            ),
+            gen(2, Phase.CURRENT),
+        ],
+        {A: "fp2", B: "fp2"},
+        [NoteIdle],
+        keys=[key(1, last_used=NOW - timedelta(minutes=90)), key(2)],
         policy={"ack": "usage"},
     ),
     "usage: key still used holds": Case(
@@ -201,8 +272,14 @@ CASES = {
         keys=[key(1, last_used=NOW - timedelta(minutes=5)), key(2)],
         policy={"ack": "usage"},
     ),
-    "superseded key already gone is marked revoked": Case(
+    "superseded key missing once is only marked": Case(
         [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
+        {A: "fp2", B: "fp2"},
+        [MarkMissing],
+        keys=[key(2)],
+    ),
+    "superseded key confirmed gone is marked revoked": Case(
+        [gen(1, Phase.SUPERSEDED, missing_since=NOW - GONE_CONFIRM), gen(2, Phase.CURRENT)],
         {A: "fp2", B: "fp2"},
         [Revoke],
         keys=[key(2)],
@@ -231,9 +308,9 @@ def test_unreadable_target_blocks_everything() -> None:
             TargetView(A, "file", A, error="permission denied"),
             TargetView(B, "file", B, "fp2", "ours"),
         ),
-        acks={c: Ack(consumer=c, fingerprint="fp2", at=NOW) for c in ("api", "worker")},
         keys={},
         keys_listed_at=NOW,
+        **acks_of(api="fp2", worker="fp2"),
     )
     result = plan(policy(), record, obs)
     assert result.steps == ()
@@ -252,9 +329,7 @@ def test_foreign_target_blocks_rotation() -> None:
 def test_gate_reports_who_acked_and_who_is_awaited() -> None:
     old, new = gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)
     record = PolicyRecord(policy="p", generations=(old, new))
-    obs = Observation(
-        now=NOW, targets=(), acks={"worker": Ack(consumer="worker", fingerprint="fp2", at=NOW)}
-    )
+    obs = Observation(now=NOW, targets=(), **acks_of(worker="fp2"))
     gate = evaluate_gate(policy(), record, old, obs)
     assert (gate.open, gate.acked_by, gate.waiting_for) == (False, ("worker",), ("api",))
 
@@ -262,8 +337,7 @@ def test_gate_reports_who_acked_and_who_is_awaited() -> None:
 def test_ack_of_a_later_generation_counts_for_an_older_one() -> None:
     oldest, old, new = gen(1, Phase.SUPERSEDED), gen(2, Phase.SUPERSEDED), gen(3, Phase.CURRENT)
     record = PolicyRecord(policy="p", generations=(oldest, old, new))
-    acks = {c: Ack(consumer=c, fingerprint="fp3", at=NOW) for c in ("api", "worker")}
-    obs = Observation(now=NOW, targets=(), acks=acks)
+    obs = Observation(now=NOW, targets=(), **acks_of(api="fp3", worker="fp3"))
     assert evaluate_gate(policy(), record, oldest, obs).open
     assert evaluate_gate(policy(), record, old, obs).open
 
@@ -297,7 +371,7 @@ def test_short_lived_keys_rotate_on_schedule_not_on_every_run() -> None:
     from bridge.engine.planner import expiry_margin
 
     short = policy(rotate_every="10m", key_ttl="1h", ack="grace", consumers=[])
-    assert expiry_margin(short) == timedelta(minutes=25)
+    assert expiry_margin(short, EVERY) == timedelta(minutes=22, seconds=30)
     young = gen(1, Phase.CURRENT, age=timedelta(minutes=5), expires_at=NOW + timedelta(minutes=55))
     result = run_case(
         Case(
@@ -403,12 +477,14 @@ def test_status_and_planner_share_one_schedule() -> None:
     for expires in (timedelta(days=60), timedelta(hours=20), timedelta(minutes=30)):
         current = gen(1, Phase.CURRENT, expires_at=NOW - timedelta(days=1) + expires)
         record = PolicyRecord(policy="p", generations=(current,))
-        due = next_rotation_at(policy(), current)
-        assert due == rotation_schedule(policy(), current).next_at
+        due = next_rotation_at(policy(), current, EVERY)
+        assert due == rotation_schedule(policy(), current, EVERY).next_at
         views = (TargetView(A, "file", A, "fp1", "ours"), TargetView(B, "file", B, "fp1", "ours"))
         keys = {"k1": key(1)}
-        before = Observation(due - timedelta(seconds=1), views, keys=keys, keys_listed_at=NOW)
-        at = Observation(due, views, keys=keys, keys_listed_at=NOW)
+        before = Observation(
+            due - timedelta(seconds=1), views, keys=keys, keys_listed_at=NOW, run_every=EVERY
+        )
+        at = Observation(due, views, keys=keys, keys_listed_at=NOW, run_every=EVERY)
         assert rotation_reason(policy(), record, before) is None
         assert rotation_reason(policy(), record, at) is not None
 

@@ -1,0 +1,41 @@
+"""Fixtures for the consumers' suite: an emulator that behaves like LangSmith's caches, and
+cleanup of every process a test starts, whether it passes or fails."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from bridge.emulator import Emulator
+
+AUTH_CACHE_DELAY_S = 2.0  # a new key is refused, and a deleted one still works, this long
+LAST_USED_GRANULARITY_S = 2.0  # last_used_at moves at most this often
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A loopback emulator on a free port with LangSmith's auth cache and coarse
+    ``last_used_at`` switched on, and its default per-key rate limit."""
+    emu = Emulator(
+        host="127.0.0.1",
+        port=0,
+        auth_cache_delay_s=AUTH_CACHE_DELAY_S,
+        last_used_granularity_s=LAST_USED_GRANULARITY_S,
+    ).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Append every started process; those still alive at teardown are killed and reaped."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)

@@ -1,0 +1,441 @@
+"""The machinery of the consumers' test: the bridge's configuration, its runs (some
+SIGKILLed), the consumer replicas, and what the emulator and the logs show afterwards.
+
+Nothing here decides whether the test passes; ``test_consumers_eye`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bridge.emulator import Emulator
+from bridge.payload import API_KEY, decode
+from bridge.secrets import KEY_PATTERN
+from tests.consumers.conftest import AUTH_CACHE_DELAY_S, LAST_USED_GRANULARITY_S
+from tests.crash.harness import subprocess_env
+
+REPO = Path(__file__).resolve().parents[2]
+BRIDGE_BIN = Path(sys.executable).with_name("langsmith-bridge")
+
+EVERY_S = 3  # run.every: the test starts a run this often (later when one runs longer)
+VERIFY_DELAY_S = 1  # run.verify_delay (whole seconds: the config's durations are integers)
+VERIFY_ATTEMPTS = 15
+USAGE_QUIET_S = 5  # > a consumer's longest gap (~1 s) + auth cache (2 s) + last_used step (2 s)
+MAX_KILLS_IN_A_ROW = 2
+CONSUMER_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One policy of the test's bridge, and how long its keys may live."""
+
+    name: str
+    gate: str
+    rotate_every_s: int
+    min_overlap_s: int
+    key_ttl_s: int
+    target: str  # relative to the bridge's folder
+    format: str  # dotenv | json
+    consumers: tuple[str, ...] = ()
+    gate_wait_s: int = 0  # what the gate waits beyond min_overlap (usage: two quiet spells)
+
+    @property
+    def bound_s(self) -> float:
+        """How long after its creation a key must be gone: ``rotate_every + run.every +
+        min_overlap`` plus slack, itself the sum of: the run after the gate opened comes up
+        to ``run.every`` later; the successor's verification waits out the auth cache; kills
+        cost up to ``MAX_KILLS_IN_A_ROW`` runs; 2 s of scheduling; and what the gate itself
+        waits for (``gate_wait_s``)."""
+        slack = (
+            EVERY_S
+            + AUTH_CACHE_DELAY_S
+            + VERIFY_DELAY_S
+            + MAX_KILLS_IN_A_ROW * EVERY_S
+            + 2
+            + self.gate_wait_s
+        )
+        return self.rotate_every_s + EVERY_S + self.min_overlap_s + slack
+
+
+# ``tracing`` waits for every replica of both consumers (explicit acks with proofs);
+# ``batch`` is org-wide (LANGSMITH_WORKSPACE_ID published) and waits for its old key to
+# fall idle on LangSmith's clock, read through the coarse last_used_at.
+TRACING = PolicySpec(
+    "tracing", "explicit", 4, 2, 40, "out/tracing.env", "dotenv", consumers=("api", "worker")
+)
+BATCH = PolicySpec(
+    "batch",
+    "usage",
+    4,
+    1,
+    60,
+    "out/batch.json",
+    "json",
+    gate_wait_s=2 * USAGE_QUIET_S + int(LAST_USED_GRANULARITY_S + AUTH_CACHE_DELAY_S),
+)
+POLICIES = (TRACING, BATCH)
+
+# consumer -> (replicas, the policies each replica traces with; ":noack" = not acknowledged)
+CONSUMERS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "api": (3, ("tracing",)),
+    "worker": (2, ("tracing", "batch:noack")),
+}
+
+
+def config_text(url: str, workspaces: list[str]) -> str:
+    """The bridge's configuration: file targets, file state, runs every ``EVERY_S``."""
+    ws0, ws1 = workspaces[:2]
+    return f"""
+[langsmith]
+endpoint = "{url}"
+admin_key_env = "LANGSMITH_ADMIN_KEY"
+instance = "consumers-eye"   # kept when the state is lost, so its keys stay its own
+timeout = "5s"
+max_attempts = 3             # worst call 5s x 3 + 10s x 2 = 35s; lease_ttl >= 3 x that
+
+[state]
+backend = "file"
+path = "state/bridge-state.db"
+
+[run]
+every = "{EVERY_S}s"
+lease_ttl = "2m"
+verify_attempts = {VERIFY_ATTEMPTS}
+verify_delay = "{VERIFY_DELAY_S}s"
+
+[[policy]]
+name = "{TRACING.name}"
+workspaces = ["{ws0}"]
+consumers = {json.dumps(list(TRACING.consumers))}
+ack = "explicit"
+replica_ttl = "10s"
+rotate_every = "{TRACING.rotate_every_s}s"
+min_overlap = "{TRACING.min_overlap_s}s"
+key_ttl = "{TRACING.key_ttl_s}s"
+target = [{{ provider = "file", path = "{TRACING.target}", format = "{TRACING.format}" }}]
+
+[[policy]]
+name = "{BATCH.name}"
+default_workspace = "{ws1}"
+ack = "usage"
+usage_quiet = "{USAGE_QUIET_S}s"
+rotate_every = "{BATCH.rotate_every_s}s"
+min_overlap = "{BATCH.min_overlap_s}s"
+key_ttl = "{BATCH.key_ttl_s}s"
+target = [{{ provider = "file", path = "{BATCH.target}", format = "{BATCH.format}" }}]
+"""
+
+
+def secrets_in(text: str) -> int:
+    return len(KEY_PATTERN.findall(text))
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def secrets_in_tree(folder: Path) -> dict[str, int]:
+    """File name -> key-shaped strings in it, for every file under ``folder`` that has any."""
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        count = secrets_in(read_text(path))
+        if count:
+            found[str(path.relative_to(folder))] = count
+    return found
+
+
+# -- the bridge's runs ----------------------------------------------------------------
+
+
+@dataclass
+class RunLog:
+    index: int
+    out: Path
+    err: Path
+    started: float  # wall clock
+    ended: float = 0.0
+    returncode: int | None = None
+    killed: bool = False
+    kill_after: float | None = None
+
+    def text(self) -> str:
+        return read_text(self.out) + read_text(self.err)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The engine events this run logged (JSON lines)."""
+        for line in read_text(self.err).splitlines():
+            if line.startswith("{"):
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by SIGKILL
+
+
+class Bridge:
+    """``langsmith-bridge run`` as a subprocess, in ``root``."""
+
+    def __init__(
+        self, root: Path, admin_key: str, processes: list[subprocess.Popen[bytes]]
+    ) -> None:
+        self.root = root
+        self.config = root / "bridge.toml"
+        self.env = subprocess_env(LANGSMITH_ADMIN_KEY=admin_key)
+        self.processes = processes
+        self.runs: list[RunLog] = []
+        (root / "logs").mkdir(exist_ok=True)
+
+    def run(self, kill_after: float | None = None) -> RunLog:
+        """One run; with ``kill_after``, SIGKILLed that many seconds in if still running."""
+        index = len(self.runs)
+        logs = self.root / "logs"
+        run = RunLog(index, logs / f"run-{index:03d}.out", logs / f"run-{index:03d}.err", 0.0)
+        command = [str(BRIDGE_BIN), "--log-level", "info", "--log-format", "json"]
+        with run.out.open("wb") as out, run.err.open("wb") as err:
+            run.started = time.time()
+            proc = subprocess.Popen(
+                [*command, "-c", str(self.config), "run"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=self.env,
+                cwd=self.root,
+            )
+        self.processes.append(proc)
+        self.runs.append(run)
+        run.kill_after = kill_after
+        if kill_after is not None:
+            try:
+                proc.wait(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                run.killed = True
+        run.returncode = proc.wait(timeout=90)
+        run.ended = time.time()
+        return run
+
+    def events(self) -> Iterator[tuple[RunLog, dict[str, Any]]]:
+        for run in self.runs:
+            for item in run.events():
+                yield run, item
+
+    def lose_state(self) -> dict[str, int]:
+        """Delete the state (database, write-ahead log, locks) between two runs; returns
+        the key-shaped strings found in it first. The folder is renamed away before it is
+        deleted, so a consumer acknowledging at that instant writes either to the old
+        database or to a new one, never to a mix of both."""
+        state = self.root / "state"
+        lost = self.root / f"state.lost-{time.monotonic_ns()}"
+        state.rename(lost)
+        found = secrets_in_tree(lost)
+        shutil.rmtree(lost)
+        return found
+
+
+# -- the consumers -----------------------------------------------------------------------
+
+
+@dataclass
+class Replica:
+    consumer: str
+    name: str
+    policies: tuple[str, ...]
+    report: Path
+    out: Path
+    err: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def read_report(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.report.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        return data
+
+    def output(self) -> str:
+        return read_text(self.out) + read_text(self.err)
+
+
+@dataclass
+class Fleet:
+    """Every consumer replica: one ``python -m tests.consumers.app`` process each."""
+
+    root: Path
+    processes: list[subprocess.Popen[bytes]]
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def stop_file(self) -> Path:
+        return self.root / "consumers" / "STOP"
+
+    def start(self, config: Path, deadline: float) -> None:
+        folder = self.root / "consumers"
+        folder.mkdir(exist_ok=True)
+        # The consumers never see the admin key; the SDK reads no profile of the host's.
+        env = subprocess_env(
+            PYTHONPATH=str(REPO), LANGSMITH_CONFIG_FILE=str(folder / "no-profile.json")
+        )
+        for consumer, (count, policies) in CONSUMERS.items():
+            for i in range(count):
+                name = f"{consumer}-{i}"
+                replica = Replica(
+                    consumer,
+                    name,
+                    policies,
+                    folder / f"{name}.json",
+                    folder / f"{name}.out",
+                    folder / f"{name}.err",
+                )
+                command = [
+                    sys.executable,
+                    "-m",
+                    "tests.consumers.app",
+                    "--config",
+                    str(config),
+                    "--consumer",
+                    consumer,
+                    "--replica",
+                    name,
+                    *(arg for p in policies for arg in ("--policy", p)),
+                    "--report",
+                    str(replica.report),
+                    "--deadline",
+                    str(deadline),
+                    "--stop-file",
+                    str(self.stop_file),
+                    "--interval",
+                    str(CONSUMER_INTERVAL_S),
+                ]
+                with replica.out.open("wb") as out, replica.err.open("wb") as err:
+                    replica.proc = subprocess.Popen(
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        env=env,
+                        cwd=folder,
+                    )
+                self.processes.append(replica.proc)
+                self.replicas.append(replica)
+
+    def wait_ready(self, timeout: float) -> list[str]:
+        """Wait until every replica has finished a loop; the names of those that did not."""
+        limit = time.monotonic() + timeout
+        while time.monotonic() < limit:
+            late = [r.name for r in self.replicas if (r.read_report() or {}).get("loops", 0) < 1]
+            dead = [r.name for r in self.replicas if r.proc and r.proc.poll() is not None]
+            if not late or dead:
+                return late
+            time.sleep(0.1)
+        return [r.name for r in self.replicas if (r.read_report() or {}).get("loops", 0) < 1]
+
+    def stop(self, timeout: float) -> list[str]:
+        """Ask every replica to stop, wait; the names of those that had to be killed."""
+        self.stop_file.touch()
+        killed = []
+        limit = time.monotonic() + timeout
+        for replica in self.replicas:
+            assert replica.proc is not None
+            try:
+                replica.proc.wait(timeout=max(0.1, limit - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                replica.proc.kill()
+                replica.proc.wait(timeout=10)
+                killed.append(replica.name)
+        return killed
+
+
+# -- what the emulator shows ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyLife:
+    """One bridge key, from the emulator's records (no secret)."""
+
+    id: str
+    short_key: str
+    policy: str
+    created: float
+    deleted: float | None
+    expires: float | None
+
+    def ended(self, now: float) -> tuple[float, str] | None:
+        """When and how the key stopped working by ``now``, or ``None`` if it still works."""
+        ends = []
+        if self.deleted is not None:
+            ends.append((self.deleted, "deleted"))
+        if self.expires is not None and self.expires <= now:
+            ends.append((self.expires, "expired"))
+        return min(ends) if ends else None
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def bridge_keys(emu: Emulator) -> list[KeyLife]:
+    """Every key the bridge marked: listed by ``GET /_emulator/keys``; its deletion instant,
+    which that hook does not show, from the emulator's record of it."""
+    response = httpx.get(f"{emu.url}/_emulator/keys", timeout=10.0, trust_env=False)
+    response.raise_for_status()
+    keys = []
+    for listed in response.json():
+        if not listed["description"].startswith("langsmith-bridge:"):
+            continue
+        record = emu.state.get_key(listed["id"])
+        assert record is not None, listed["short_key"]
+        policy = listed["description"].split(" policy=", 1)[1].split(" ", 1)[0]
+        keys.append(
+            KeyLife(
+                id=record.id,
+                short_key=record.short_key,
+                policy=policy,
+                created=record.created_at.timestamp(),
+                deleted=_epoch(record.deleted_at),
+                expires=_epoch(record.expires_at),
+            )
+        )
+    return keys
+
+
+def runs_by_project(emu: Emulator) -> dict[str, int]:
+    """Runs the emulator received, by project name (``GET /_emulator/runs``)."""
+    response = httpx.get(f"{emu.url}/_emulator/runs", timeout=10.0, trust_env=False)
+    response.raise_for_status()
+    counts: dict[str, int] = {}
+    for entry in response.json()["sessions"]:
+        name = entry["session_name"] or entry["session_id"]
+        counts[name] = counts.get(name, 0) + entry["runs"]
+    return counts
+
+
+def served_key_ids(emu: Emulator, root: Path, policies: Iterable[PolicySpec]) -> dict[str, str]:
+    """Policy -> id of the key its target holds now (looked up in-process: the key itself
+    never leaves this function)."""
+    found = {}
+    for policy in policies:
+        text = (root / policy.target).read_text(encoding="utf-8")
+        key = decode(text, "json" if policy.format == "json" else "dotenv").get(API_KEY, "")
+        record = emu.state.find_key(key)
+        if record is not None:
+            found[policy.name] = record.id
+    return found
+
+
+def rel(t0: float, instant: float | None) -> str:
+    """An instant as seconds since the test started (``t+12.3s``)."""
+    return "never" if instant is None else f"t+{instant - t0:.1f}s"
+
+
+SHORT = re.compile(r"lsv2_(?:sk|pt)_[0-9a-f]{4}\.\.\.[0-9a-f]{4}")
