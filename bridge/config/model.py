@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from bridge.config.base import Frozen as _Frozen
 from bridge.config.durations import Duration, format_duration
@@ -21,6 +21,10 @@ RATE_WINDOW = timedelta(seconds=10)  # LangSmith's rate limits count per 10 seco
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 Gate = Literal["explicit", "usage", "grace"]
+_GATE_NAMES = {"enum": ["explicit", "usage", "grace"], "type": "string"}
+_GATES_SCHEMA: dict[str, Any] = {
+    "anyOf": [_GATE_NAMES, {"type": "array", "items": _GATE_NAMES, "minItems": 1}]
+}
 
 
 def _uuid(value: str) -> str:
@@ -206,7 +210,7 @@ class Policy(_Frozen):
     rotate_every: Duration = Field(timedelta(days=30))
     key_ttl: Duration = Field(timedelta(days=60), description="expires_at backstop on each key.")
     consumers: tuple[str, ...] = Field((), description="Applications that must acknowledge.")
-    ack: tuple[Gate, ...] = Field(
+    ack: Annotated[tuple[Gate, ...], WithJsonSchema(_GATES_SCHEMA)] = Field(
         ("explicit",),
         min_length=1,
         description="What opens the revocation gate: 'explicit' (every consumer's live "
@@ -356,27 +360,39 @@ class BridgeConfig(_Frozen):
                     )
         return policies
 
-    @model_validator(mode="after")
-    def _check_timing(self) -> BridgeConfig:
-        every = self.run.every
-        for policy in self.policy:
+    @field_validator("run")
+    @classmethod
+    def _check_lease(cls, run: RunSettings, info: ValidationInfo) -> RunSettings:
+        langsmith = info.data.get("langsmith")
+        if langsmith is None:
+            return run  # its own errors are reported
+        worst = langsmith.worst_call
+        if run.lease_ttl < 3 * worst:
+            raise ValueError(
+                f"lease_ttl {format_duration(run.lease_ttl)} is shorter than three times the "
+                f"longest LangSmith call ({format_duration(worst)}: langsmith.timeout x "
+                "max_attempts plus a 10 s back-off between tries); a lease renewed every "
+                "third of its life must outlast any call made under it"
+            )
+        return run
+
+    @field_validator("policy")
+    @classmethod
+    def _check_timing(
+        cls, policies: tuple[Policy, ...], info: ValidationInfo
+    ) -> tuple[Policy, ...]:
+        run = info.data.get("run")
+        every = run.every if run is not None else RunSettings().every
+        for index, policy in enumerate(policies):
             if policy.key_ttl <= policy.rotate_every + policy.needs_slack(every):
                 raise ValueError(
-                    f"policy {policy.name!r}: key_ttl {format_duration(policy.key_ttl)} cannot "
+                    f"[{index}] {policy.name!r}: key_ttl {format_duration(policy.key_ttl)} cannot "
                     f"be honoured: with runs every {format_duration(every)} (run.every), a key "
                     f"may be replaced up to that late, and min_overlap "
                     f"{format_duration(policy.min_overlap)} must pass before it expires; "
                     f"key_ttl must exceed rotate_every + run.every + min_overlap"
                 )
-        worst = self.langsmith.worst_call
-        if self.run.lease_ttl < 3 * worst:
-            raise ValueError(
-                f"run.lease_ttl {format_duration(self.run.lease_ttl)} is shorter than three "
-                f"times the longest LangSmith call ({format_duration(worst)}: timeout x "
-                "max_attempts plus their back-off); a lease renewed every third of its life "
-                "must outlast any call made under it"
-            )
-        return self
+        return policies
 
     def get_policy(self, name: str) -> Policy:
         for policy in self.policy:

@@ -154,18 +154,19 @@ class Adopt(Bookkeeping):
     rotation_id: str
     key_id: str
     short_key: str
-    fingerprint: str
+    fingerprint: str | None  # None: no target serves it, so its fingerprint is unknown
     created_at: datetime | None
     expires_at: datetime | None
-    targets: tuple[str, ...]
+    targets: tuple[str, ...]  # the targets serving it
     current: bool  # the newest key served: it becomes current; others superseded
     at: datetime
 
     def describe(self) -> str:
-        role = "current" if self.current else "superseded"
+        role = "current" if self.current else "superseded, behind its gate"
+        where = f"{', '.join(self.targets)} serve it" if self.targets else "no target serves it"
         return (
             f"adopt key {self.short_key} (rotation {self.rotation_id}) as {role}: "
-            f"{', '.join(self.targets)} serve it and the state had lost it"
+            f"{where} and the state had lost it"
         )
 
     def apply(self, record: PolicyRecord) -> PolicyRecord:
@@ -187,7 +188,10 @@ class Adopt(Bookkeeping):
             superseded_at=None if self.current else self.at,
             adopted=True,
         )
-        return record.with_generation(adopted)
+        if self.current:
+            return record.with_generation(adopted)
+        # The oldest: a superseded key's gate waits for acks of the generations after it.
+        return record.model_copy(update={"generations": (adopted, *record.generations)})
 
 
 @dataclass(frozen=True)

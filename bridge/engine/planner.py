@@ -11,8 +11,10 @@ The rules, in order:
 2. A generation left in ``minting``/``publishing`` by a dead run is resumed when some target
    already holds its key (the key can be read back from there), and abandoned otherwise: its
    secret is lost, so its key is deleted.
-3. Keys carrying this deployment's marker that no live generation references are orphans,
-   deleted only when no target serves them and no live run can still be publishing them.
+3. Keys marked for the policy that no live generation references: a dead run's (its
+   rotation is in the record) are deleted; this deployment's of a rotation the record lost
+   are adopted as superseded once no live run can still be publishing them, so they go only
+   through their gate; others' are kept (``reconcile_keys.leftovers``).
 4. A rotation is due when there is no current key, when asked, when the current key is gone
    or would expire before the run after next, when ``rotate_every`` has passed, when a
    target drifted (holds a key the bridge never minted) or when no target holds the current
@@ -43,9 +45,9 @@ from bridge.engine.plan import (
 from bridge.engine.reconcile_keys import (
     adoptions,
     gone,
+    leftovers,
     listing_notes,
     missing,
-    orphans,
     suspect_listing,
 )
 from bridge.state import Generation, Phase, PolicyRecord
@@ -75,9 +77,12 @@ def plan(policy: Policy, record: PolicyRecord, obs: Observation, *, force: bool 
         steps.append(booked)
         record = booked.apply(record)
     busy = _unfinished(record, obs, steps, notes)
-    deletions, kept = orphans(policy.name, record, obs)
-    steps.extend(deletions)
-    notes.extend(kept)
+    found = leftovers(policy.name, record, obs)
+    steps.extend(found.delete)
+    notes.extend(found.notes)
+    for adopt in found.adopt:
+        steps.append(adopt)
+        record = adopt.apply(record)
     # Revocations go before a rotation: their gates were decided on what is true now, and
     # a rotation that fails halfway must not hold back keys whose consumers moved on.
     for generation in record.by_phase(Phase.SUPERSEDED):

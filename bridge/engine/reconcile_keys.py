@@ -9,6 +9,7 @@ record holds as gone that is listed again is superseded again, behind its gate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bridge.config import format_duration
@@ -39,6 +40,9 @@ def adoptions(policy: str, record: PolicyRecord, obs: Observation) -> list[Adopt
     if obs.keys is None:
         return []
     known = {g.fingerprint for g in record.generations if g.fingerprint}
+    # A target naming a rotation the record knows but holding another key was edited:
+    # that is drift to repair, not a lost generation to adopt.
+    rotations = {g.rotation_id for g in record.generations}
     by_rotation = {
         marker.rotation_id: key
         for key in obs.keys.values()
@@ -49,7 +53,7 @@ def adoptions(policy: str, record: PolicyRecord, obs: Observation) -> list[Adopt
     for view in obs.targets:
         if view.ownership != "ours" or not view.fingerprint or view.fingerprint in known:
             continue
-        if view.rotation_id and view.rotation_id in by_rotation:
+        if view.rotation_id in by_rotation and view.rotation_id not in rotations:
             served.setdefault(view.rotation_id, []).append(view.target_id)
             fingerprints[view.rotation_id] = view.fingerprint
     if not served:
@@ -134,39 +138,83 @@ def suspect_listing(record: PolicyRecord, obs: Observation) -> str | None:
     return None
 
 
-def orphans(policy: str, record: PolicyRecord, obs: Observation) -> tuple[list[Step], list[str]]:
-    """Keys marked for this policy that no live generation references, to delete; and notes
-    on the ones kept: another deployment's, served by a target, or too young to judge."""
+def own_instances(record: PolicyRecord, obs: Observation) -> set[str]:
+    """The marks this deployment's keys carry: its own, and those of keys its record holds.
+
+    A record holds only keys the bridge minted or adopted from its own targets, so their
+    marks are this deployment's earlier names (the state was lost and remade its id, or an
+    operator renamed ``instance``). The shared ``default`` of older versions never counts.
+    """
+    held = {g.key_id for g in record.generations if g.key_id}
+    found = {obs.instance}
+    for key in (obs.keys or {}).values():
+        marker = Marker.parse(key.description) if key.id in held else None
+        if marker and marker.instance != SHARED_INSTANCE:
+            found.add(marker.instance)
+    return found
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """Keys marked for a policy that no live generation references, sorted by fate."""
+
+    delete: list[Step]  # a dead run's, whose rotation the record knows: its secret is lost
+    adopt: list[Adopt]  # this deployment's, of a rotation the record lost: behind a gate
+    notes: list[str]  # kept, and why
+
+
+def leftovers(policy: str, record: PolicyRecord, obs: Observation) -> Leftovers:
+    """What to do with keys marked for this policy that no live generation references.
+
+    A key of a rotation the record knows (a run died between mint and publish) is deleted
+    at once. One of a rotation it does not know is this deployment's only if it carries one
+    of its marks; then, once older than ``orphan_age`` (no live run can still be publishing
+    it), it is adopted as superseded, so it goes only when its gate opens: a consumer may
+    still hold it. Another deployment's keys, keys a target serves, young keys and keys
+    under the shared ``default`` mark are kept, with a note.
+    """
+    found = Leftovers([], [], [])
     if obs.keys is None or obs.keys_listed_at is None:
-        return [], []
+        return found
     referenced = {g.key_id for g in record.generations if g.key_id and g.phase.live}
     revoked = {g.key_id for g in record.by_phase(Phase.REVOKED) if g.key_id}
     # Rotations of this record that a dead run left behind (an AWS-driven one may be alive).
     rotations = {g.rotation_id for g in record.generations if not (g.native and g.phase.live)}
     served = {v.rotation_id for v in obs.targets if v.rotation_id}
-    steps: list[Step] = []
+    own = own_instances(record, obs)
     kept: dict[str, list[str]] = {}
     for key in obs.keys.values():
         marker = Marker.parse(key.description)
         if key.id in referenced or key.id in revoked or marker is None or marker.policy != policy:
             continue
-        if marker.instance != obs.instance:
+        if marker.rotation_id in rotations and marker.instance in own | {SHARED_INSTANCE}:
+            found.delete.append(DeleteOrphan(key.id, key.short_key, marker.rotation_id))
+        elif marker.instance not in own:
             kept.setdefault(f"marked by deployment {marker.instance!r}", []).append(key.short_key)
         elif marker.rotation_id in served:
             kept.setdefault("served by a target", []).append(key.short_key)
-        elif marker.rotation_id in rotations:
-            steps.append(DeleteOrphan(key.id, key.short_key, marker.rotation_id))
         elif marker.instance == SHARED_INSTANCE:
-            kept.setdefault(
+            why = (
                 "of an unknown rotation under the shared 'default' instance (set "
-                "langsmith.instance to a name unique to this deployment)",
-                [],
-            ).append(key.short_key)
+                "langsmith.instance to a name unique to this deployment)"
+            )
+            kept.setdefault(why, []).append(key.short_key)
         elif key.created_at is None or key.created_at > obs.keys_listed_at - obs.orphan_age:
-            kept.setdefault(
-                f"of an unknown rotation, younger than {format_duration(obs.orphan_age)}", []
-            ).append(key.short_key)
+            why = f"of an unknown rotation, younger than {format_duration(obs.orphan_age)}"
+            kept.setdefault(why, []).append(key.short_key)
         else:
-            steps.append(DeleteOrphan(key.id, key.short_key, marker.rotation_id))
-    notes = [f"keeping key(s) {', '.join(keys)}: {why}" for why, keys in kept.items()]
-    return steps, notes
+            found.adopt.append(
+                Adopt(
+                    rotation_id=marker.rotation_id,
+                    key_id=key.id,
+                    short_key=key.short_key,
+                    fingerprint=None,
+                    created_at=key.created_at,
+                    expires_at=key.expires_at,
+                    targets=(),
+                    current=False,
+                    at=obs.now,
+                )
+            )
+    found.notes.extend(f"keeping key(s) {', '.join(keys)}: {why}" for why, keys in kept.items())
+    return found

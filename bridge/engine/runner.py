@@ -130,6 +130,13 @@ class Engine:
         """This deployment's mark on its keys: the configured one, else the state's id."""
         return self.config.langsmith.instance or self.store.deployment_id()
 
+    def _instance_for(self, dry_run: bool) -> str:
+        """The mark, without creating the state's id on a dry run of a state that has no
+        record yet (a dry run writes nothing; with no record, nothing is ours yet)."""
+        if dry_run and not self.config.langsmith.instance and not self.store.policies():
+            return "(none yet)"
+        return self.instance
+
     @cached_property
     def ctx(self) -> Context:
         return Context(
@@ -187,11 +194,13 @@ class Engine:
         """Reconcile ``policies`` once; with ``dry_run`` only observe and plan."""
         listing, listing_error = self._list_keys()
         workers = min(self.config.run.concurrency, max(1, len(policies)))
-        self.instance  # noqa: B018 - resolved once, before the threads share it
+        instance = self._instance_for(dry_run)  # resolved once, before the threads share it
 
         def one(policy: Policy) -> PolicyOutcome:
             wanted = policy.name in force
-            return self._reconcile(policy, listing, dry_run, wanted, reason if wanted else None)
+            return self._reconcile(
+                policy, listing, instance, dry_run, wanted, reason if wanted else None
+            )
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy") as pool:
             outcomes = list(pool.map(one, policies))
@@ -211,6 +220,7 @@ class Engine:
         self,
         policy: Policy,
         listing: Listing | None,
+        instance: str,
         dry_run: bool,
         force: bool,
         reason: str | None,
@@ -232,7 +242,7 @@ class Engine:
                     self.store.acks(policy.name, policy.consumers),
                     listing,
                     now=self.clock(),
-                    instance=self.instance,
+                    instance=instance,
                 )
                 outcome.plan = make_plan(policy, record, observation, force=force)
                 if outcome.plan.blocked:

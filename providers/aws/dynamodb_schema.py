@@ -1,8 +1,7 @@
 """What the DynamoDB state backend stores and calls: the table and its items, the IAM
-actions, the client port, how items are written and read, and how the SDK's failures map
-onto ``StateError``. Kept apart from ``providers.aws.dynamodb`` (the store, which decides
-what to write when) so that templates, IAM tests and docs can read the table shape and the
-action list, and so each module stays small.
+actions, the client, how items are written and read, how SDK failures map onto
+``StateError``. Apart from the store (``providers.aws.dynamodb``, which decides what to
+write when) so that templates, IAM tests and docs can read the table and the actions.
 
 One table, partition key ``pk`` (string), no sort key, on-demand billing, DynamoDB TTL on
 ``expires_at_epoch``. Five kinds of item live in it::
@@ -32,15 +31,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from datetime import datetime
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from bridge.config.model import DynamoDBStateSettings
 from bridge.errors import StateConflict, StateError
 from bridge.state.model import DEFAULT_REPLICA, Ack, PolicyRecord, Run
-from providers.aws.sdk import classify
+from providers.aws.sdk import SDK_ERRORS, AwsClients, classify
 
 # The SDK method behind each API call the backend makes; it calls nothing else.
 METHODS = {
@@ -58,7 +59,9 @@ IAM_ACTIONS: dict[str, tuple[str, ...]] = {
     **{call: (f"dynamodb:{call}",) for call in METHODS},
     "TransactWriteItems": ("dynamodb:ConditionCheckItem", "dynamodb:PutItem"),
 }
-DYNAMODB_ACTIONS: tuple[str, ...] = tuple(sorted({a for acts in IAM_ACTIONS.values() for a in acts}))
+DYNAMODB_ACTIONS: tuple[str, ...] = tuple(
+    sorted({a for acts in IAM_ACTIONS.values() for a in acts})
+)
 """Every IAM action a runner needs on the state table (least privilege)."""
 CONSUMER_ACK_ACTIONS: tuple[str, ...] = ("dynamodb:UpdateItem",)
 """What ``record_ack`` needs; confine it with ``dynamodb:LeadingKeys`` to ``ack_key``."""
@@ -313,10 +316,10 @@ def map_error(
         reason = "unreachable" if not isinstance(exc, ClientError) else "DynamoDB failed"
         return StateUnavailable(f"{where}: {reason} ({failure.text}); retry later")
     if failure.kind == "not_found":
+        fix = "create it from the CloudFormation template, or check state.table and state.region"
+        found_in = region or "the default region"
         return StateError(
-            f"DynamoDB table {table!r} does not exist in {region or 'the default region'} "
-            "(or is not active yet): create it from the CloudFormation template, or check "
-            "state.table and state.region"
+            f"DynamoDB table {table!r} does not exist in {found_in} (or is not active yet): {fix}"
         )
     if failure.kind == "denied":
         needed = " or ".join(IAM_ACTIONS.get(action, (f"dynamodb:{action}",)))
@@ -324,3 +327,73 @@ def map_error(
     if failure.kind == "credentials":
         return StateError(f"{where}: AWS rejected the credentials ({failure.code})")
     return StateError(f"{where}: {failure.text}")
+
+
+# -- the client ------------------------------------------------------------------------
+
+
+class Table:
+    """The state table as the store calls it: one client (injected, shared, or built on
+    first use and closed by ``close``), and every SDK failure mapped by ``map_error``.
+
+    Args:
+        settings: The table, and optionally its region and endpoint.
+        client: A DynamoDB client (tests, or one shared by the caller).
+        clients: The connection's shared clients, to build the client from.
+    """
+
+    def __init__(
+        self,
+        settings: DynamoDBStateSettings,
+        client: DynamoDBClient | None,
+        clients: AwsClients | None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.table
+        self._client = client
+        self._clients = clients
+        self._owned: AwsClients | None = None  # clients this table built, closed by close()
+        self._lock = threading.Lock()
+
+    def call(self, action: str, key: str, /, **params: Any) -> dict[str, Any]:
+        """Call ``action`` about item ``key`` (named in messages); map the SDK's failures.
+
+        Raises:
+            ConditionFailed: the request's ConditionExpression was false.
+            Cancelled: the transaction was cancelled (its reasons say why).
+            StateError: anything else went wrong (``StateUnavailable`` when retryable).
+        """
+        method = getattr(self._get_client(), METHODS[action])
+        if action not in ("BatchGetItem", "TransactWriteItems"):  # tables named inside
+            params["TableName"] = self.name
+        try:
+            response: dict[str, Any] = method(**params)
+        except SDK_ERRORS as exc:
+            region = self.settings.region
+            raise map_error(exc, action=action, table=self.name, key=key, region=region) from exc
+        return response
+
+    def close(self) -> None:
+        """Close the clients this table built; injected or shared ones are their owner's."""
+        with self._lock:
+            owned, self._owned = self._owned, None
+            if owned is not None:
+                self._client = None
+                owned.close()
+
+    def _get_client(self) -> DynamoDBClient:
+        with self._lock:
+            if self._client is None:
+                clients = self._clients
+                if clients is None:
+                    clients = self._owned = AwsClients()
+                try:
+                    self._client = clients.client(
+                        "dynamodb", self.settings.region, self.settings.endpoint_url
+                    )
+                except BotoCoreError as exc:  # e.g. no region configured anywhere
+                    raise StateError(
+                        f"DynamoDB client for table {self.name!r} cannot be built: "
+                        f"{classify(exc).text}"
+                    ) from exc
+            return self._client

@@ -17,6 +17,7 @@ from bridge.emulator import Emulator
 from providers.aws.dynamodb import table_definition
 from tests.contract.state_backends import atomic_moto_writes
 from tests.support.aws import REGION, fake_aws_environment
+from tests.support.config import with_default_workspace
 
 SECRET = "langsmith/tracing-prod"
 TABLE = "bridge-state"
@@ -46,7 +47,7 @@ def lambda_env(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         path = tmp_path / "bridge.toml"
         path.write_text(
             f'[langsmith]\nendpoint = "{emulator.url}"\nadmin_key_env = "LANGSMITH_ADMIN_KEY"\n'
-            f"{body}"
+            f"{with_default_workspace(body, emulator.bootstrap['workspace_ids'][0])}"
         )
         monkeypatch.setenv("LANGSMITH_BRIDGE_CONFIG", str(path))
         aws_lambda.reset_runtime()

@@ -29,6 +29,7 @@ def config(emulator: Emulator, tmp_path: Any, *, adopt: bool) -> Any:
             "policy": [
                 {
                     "name": "tracing-prod",
+                    "default_workspace": emulator.bootstrap["workspace_ids"][0],
                     "ack": "grace",
                     "target": [
                         {"provider": "aws", "secret_id": SECRET, "region": REGION, "adopt": adopt}

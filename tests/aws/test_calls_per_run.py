@@ -62,6 +62,7 @@ def engine(
             "policy": [
                 {
                     "name": name,
+                    "default_workspace": emulator.bootstrap["workspace_ids"][0],
                     "ack": "grace",
                     "target": [
                         {"provider": "aws", "secret_id": f"langsmith/{name}", "region": REGION}

@@ -27,6 +27,7 @@ from providers.aws.dynamodb import table_definition
 from tests.aws.conftest import REGION, SECRET, TABLE, scheduled_event, secret, stages
 from tests.aws.test_iam_policy import granted
 from tests.contract.state_backends import atomic_moto_writes
+from tests.support.config import with_default_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +44,12 @@ class CallRecorder:
         def recorded(client: Any, operation: str, params: Any) -> Any:
             if recorder._on:
                 prefix = client.meta.service_model.signing_name
-                recorder.actions.add(
-                    f"{prefix}:{'SendMessage' if operation == 'SendMessageBatch' else operation}"
-                )
+                # IAM has no action for these calls: it checks what they are made of.
+                actions = {
+                    "SendMessageBatch": ("SendMessage",),
+                    "TransactWriteItems": ("ConditionCheckItem", "PutItem"),
+                }.get(operation, (operation,))
+                recorder.actions.update(f"{prefix}:{action}" for action in actions)
             return original(client, operation, params)
 
         monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recorded)
@@ -160,7 +164,8 @@ def test_concurrent_runners_mint_exactly_once_per_policy(
     path = tmp_path / "bridge.toml"
     path.write_text(
         f'[langsmith]\nendpoint = "{emulator.url}"\nadmin_key_env = "LANGSMITH_ADMIN_KEY"\n'
-        f'[state]\nbackend = "dynamodb"\ntable = "{TABLE}"\nregion = "{REGION}"\n{policies}'
+        f'[state]\nbackend = "dynamodb"\ntable = "{TABLE}"\nregion = "{REGION}"\n'
+        f"{with_default_workspace(policies, emulator.bootstrap['workspace_ids'][0])}"
     )
     monkeypatch.setenv("LANGSMITH_ADMIN_KEY", emulator.bootstrap["admin_key"])
     emulator.set_faults(latency_ms=15)

@@ -10,6 +10,7 @@ import pytest
 
 from bridge.errors import ConfigError
 from tests.aws.conftest import REGION, make_queue, scheduled_event, sqs_event
+from tests.support.config import with_default_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +120,9 @@ def test_config_from_s3_and_ssm(lambda_env, tmp_path: Path, aws, emulator, monke
     body = (
         f'[langsmith]\nendpoint = "{emulator.url}"\nadmin_key_env = "LANGSMITH_ADMIN_KEY"\n'
         + state(tmp_path)
-        + file_policies(tmp_path, "from-remote")
+        + with_default_workspace(
+            file_policies(tmp_path, "from-remote"), emulator.bootstrap["workspace_ids"][0]
+        )
     )
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="cfg")

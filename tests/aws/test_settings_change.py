@@ -29,6 +29,7 @@ def run(emulator: Emulator, tmp_path: Path, **langsmith: str) -> Any:
             "policy": [
                 {
                     "name": "tracing-prod",
+                    "default_workspace": emulator.bootstrap["workspace_ids"][0],
                     "ack": "grace",
                     "target": [{"provider": "aws", "secret_id": SECRET, "region": REGION}],
                 }

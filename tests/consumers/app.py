@@ -7,14 +7,19 @@ api-0 --policy tracing --report api-0.json --deadline EPOCH``. Each ``--policy N
 ``NAME:noack`` for a policy whose gate does not wait for acknowledgements) gets one SDK
 client; every ``--interval`` seconds, for each policy, the replica:
 
-1. re-reads the policy's target (``load_settings(..., ack=False)``) into a mapping of its
+1. uses the client it has, as an application does between two looks at its settings:
+   traces one run (``@traceable``) into a project of its own, flushes, and makes one
+   cheap authenticated read (``list_projects(limit=1)``);
+2. re-reads the policy's target (``load_settings(..., ack=False)``) into a mapping of its
    own (two credentials in one process must not share ``LANGSMITH_WORKSPACE_ID``);
-2. when the key changed, builds a new ``langsmith.Client`` from that mapping, then flushes
+3. when the key changed, builds a new ``langsmith.Client`` from that mapping, then flushes
    and closes the old one, so no upload with the old key is still pending;
-3. only then acknowledges, with a proof, as this replica (``load_settings`` again, with
-   ``ack=True``): its heartbeat; if that read found a newer key still, it switches again;
-4. traces one run (``@traceable``) into a project of its own and flushes;
-5. makes one cheap authenticated read (``list_projects(limit=1)``).
+4. only then acknowledges, with a proof, as this replica (``load_settings`` again, with
+   ``ack=True``): its heartbeat; if that read found a newer key still, it switches again.
+
+So a key is used for up to one interval after the bridge replaced it in the target, and
+for as long as the replica is stalled (the test pauses some with SIGSTOP): what the
+revocation gates must allow for.
 
 Every HTTP response the SDK gets is counted through a ``requests`` response hook on the
 session handed to the client, upload errors through ``tracing_error_callback``. The
@@ -34,6 +39,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,13 +161,11 @@ class Feed:
     # -- the loop's steps ---------------------------------------------------------------
 
     def step(self) -> None:
-        if not self._load(ack=False):
-            return
-        if self.ack and self._load(ack=True):
-            self.stats["acks"] += 1
         if self.client is not None:
             self._trace()
             self._read()
+        if self._load(ack=False) and self.ack and self._load(ack=True):
+            self.stats["acks"] += 1
 
     def close(self) -> None:
         if self.client is not None:
@@ -188,7 +192,9 @@ class Feed:
             return False
         except BridgeError as exc:
             self.app.report.event(
-                self.stats["load_errors"], ack=ack, error=f"{type(exc).__name__}: {redact(str(exc))}"
+                self.stats["load_errors"],
+                ack=ack,
+                error=f"{type(exc).__name__}: {redact(str(exc))}",
             )
             return False
         if settings.fingerprint != self.fingerprint:
@@ -205,7 +211,7 @@ class Feed:
             api_url=self.environ[ENDPOINT],
             workspace_id=self.environ.get(WORKSPACE_ID),
             session=self.app.session(),
-            tracing_error_callback=lambda exc, short=new_short: self._upload_failed(exc, short),
+            tracing_error_callback=self._upload_failed_with(new_short),
         )
         old, old_short = self.client, self.short
         self.client, self.fingerprint, self.short = client, new_fp, new_short
@@ -245,13 +251,18 @@ class Feed:
                 error=f"{type(exc).__name__}: {redact(str(exc))[:300]}",
             )
 
-    def _upload_failed(self, exc: Exception, short: str) -> None:
-        self.app.report.event(
-            self.stats["trace_errors"],
-            key=short,
-            status=status_of(exc),
-            error=f"{type(exc).__name__}: {redact(str(exc))[:300]}",
-        )
+    def _upload_failed_with(self, short: str) -> Callable[[Exception], None]:
+        """The ``tracing_error_callback`` of the client using the key ``short``."""
+
+        def failed(exc: Exception) -> None:
+            self.app.report.event(
+                self.stats["trace_errors"],
+                key=short,
+                status=status_of(exc),
+                error=f"{type(exc).__name__}: {redact(str(exc))[:300]}",
+            )
+
+        return failed
 
 
 class App:
@@ -285,7 +296,8 @@ class App:
         with self.report.lock:
             self.report.http[str(status)] += 1
         if status >= 400:
-            key = response.request.headers.get(KEY_HEADER, "")
+            raw = response.request.headers.get(KEY_HEADER, "")
+            key = raw.decode() if isinstance(raw, bytes) else raw
             self.report.event(
                 self.report.http_failures,
                 status=status,

@@ -7,10 +7,12 @@ Nothing here decides whether the test passes; ``test_consumers_eye`` does.
 from __future__ import annotations
 
 import json
-import re
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,9 @@ VERIFY_ATTEMPTS = 15
 USAGE_QUIET_S = 5  # > a consumer's longest gap (~1 s) + auth cache (2 s) + last_used step (2 s)
 MAX_KILLS_IN_A_ROW = 2
 CONSUMER_INTERVAL_S = 0.5
+PAUSE_S = 5  # a replica stalled (SIGSTOP) this long, well within replica_ttl, holds its gate
+REPLICA_TTL_S = 10
+AIM_TIMEOUT_S = 6.0  # an aimed kill waits this long for its event, then lets the run finish
 
 
 @dataclass(frozen=True)
@@ -69,16 +74,24 @@ class PolicySpec:
         return self.rotate_every_s + EVERY_S + self.min_overlap_s + slack
 
 
-# ``tracing`` waits for every replica of both consumers (explicit acks with proofs);
-# ``batch`` is org-wide (LANGSMITH_WORKSPACE_ID published) and waits for its old key to
-# fall idle on LangSmith's clock, read through the coarse last_used_at.
+# ``tracing`` waits for every replica of both consumers (explicit acks with proofs), a
+# stalled one included; ``batch`` is org-wide (LANGSMITH_WORKSPACE_ID published) and waits
+# for its old key to fall idle on LangSmith's clock, read through the coarse last_used_at.
 TRACING = PolicySpec(
-    "tracing", "explicit", 4, 2, 40, "out/tracing.env", "dotenv", consumers=("api", "worker")
+    "tracing",
+    "explicit",
+    4,
+    2,
+    40,
+    "out/tracing.env",
+    "dotenv",
+    consumers=("api", "worker"),
+    gate_wait_s=PAUSE_S + 1,
 )
 BATCH = PolicySpec(
     "batch",
     "usage",
-    4,
+    2,  # due at every run: each run rotates at least this policy
     1,
     60,
     "out/batch.json",
@@ -92,6 +105,9 @@ CONSUMERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "api": (3, ("tracing",)),
     "worker": (2, ("tracing", "batch:noack")),
 }
+# Only replicas of these are paused: a stall longer than usage_quiet allows for is outside
+# what the usage gate promises (README, "usage_quiet"), and worker traces under batch.
+PAUSED_CONSUMERS = ("api",)
 
 
 def config_text(url: str, workspaces: list[str]) -> str:
@@ -120,7 +136,7 @@ name = "{TRACING.name}"
 workspaces = ["{ws0}"]
 consumers = {json.dumps(list(TRACING.consumers))}
 ack = "explicit"
-replica_ttl = "10s"
+replica_ttl = "{REPLICA_TTL_S}s"
 rotate_every = "{TRACING.rotate_every_s}s"
 min_overlap = "{TRACING.min_overlap_s}s"
 key_ttl = "{TRACING.key_ttl_s}s"
@@ -169,6 +185,7 @@ class RunLog:
     returncode: int | None = None
     killed: bool = False
     kill_after: float | None = None
+    kill_on: str | None = None  # the engine event an aimed kill waited for
 
     def text(self) -> str:
         return read_text(self.out) + read_text(self.err)
@@ -196,8 +213,10 @@ class Bridge:
         self.runs: list[RunLog] = []
         (root / "logs").mkdir(exist_ok=True)
 
-    def run(self, kill_after: float | None = None) -> RunLog:
-        """One run; with ``kill_after``, SIGKILLed that many seconds in if still running."""
+    def run(self, kill_after: float | None = None, kill_on: str | None = None) -> RunLog:
+        """One run; SIGKILLed, if still running, ``kill_after`` seconds in or, with
+        ``kill_on``, that many seconds after it logged that engine event (random delays
+        mostly land while a run waits on LangSmith; aimed ones land between its writes)."""
         index = len(self.runs)
         logs = self.root / "logs"
         run = RunLog(index, logs / f"run-{index:03d}.out", logs / f"run-{index:03d}.err", 0.0)
@@ -214,7 +233,9 @@ class Bridge:
             )
         self.processes.append(proc)
         self.runs.append(run)
-        run.kill_after = kill_after
+        run.kill_after, run.kill_on = kill_after, kill_on
+        if kill_on is not None and not self._logged(run, proc, kill_on):
+            kill_after = None  # the run never got there: let it finish
         if kill_after is not None:
             try:
                 proc.wait(timeout=kill_after)
@@ -224,6 +245,17 @@ class Bridge:
         run.returncode = proc.wait(timeout=90)
         run.ended = time.time()
         return run
+
+    @staticmethod
+    def _logged(run: RunLog, proc: subprocess.Popen[bytes], event: str) -> bool:
+        """Wait until ``run`` logs ``event`` (True) or ends or times out (False)."""
+        needle = f'"event": "{event}"'
+        limit = time.monotonic() + AIM_TIMEOUT_S
+        while time.monotonic() < limit and proc.poll() is None:
+            if needle in read_text(run.err):
+                return True
+            time.sleep(0.002)
+        return False
 
     def events(self) -> Iterator[tuple[RunLog, dict[str, Any]]]:
         for run in self.runs:
@@ -356,6 +388,56 @@ class Fleet:
         return killed
 
 
+class Pauser:
+    """Stalls replicas (SIGSTOP, then SIGCONT) on a schedule, from a thread of its own.
+
+    Args:
+        schedule: ``(seconds after start, replica, seconds stalled)``, in order.
+    """
+
+    def __init__(self, schedule: list[tuple[float, Replica, float]]) -> None:
+        self.schedule = schedule
+        self.done: list[tuple[str, float, float]] = []  # replica, stopped at, resumed at
+        self._stop = threading.Event()
+        self._paused: Replica | None = None
+        self._thread = threading.Thread(target=self._pause_all, name="pauser", daemon=True)
+        self._start = 0.0
+
+    def start(self) -> Pauser:
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=PAUSE_S + 5)
+        self._resume()
+
+    def _signal(self, replica: Replica, sig: signal.Signals) -> None:
+        assert replica.proc is not None
+        if replica.proc.poll() is None:
+            os.kill(replica.proc.pid, sig)
+
+    def _resume(self) -> None:
+        replica, self._paused = self._paused, None
+        if replica is not None:
+            self._signal(replica, signal.SIGCONT)
+
+    def _pause_all(self) -> None:
+        try:
+            for offset, replica, seconds in self.schedule:
+                if self._stop.wait(max(0.0, self._start + offset - time.monotonic())):
+                    return
+                self._paused = replica
+                stopped = time.time()
+                self._signal(replica, signal.SIGSTOP)
+                self._stop.wait(seconds)
+                self._resume()
+                self.done.append((replica.name, stopped, time.time()))
+        finally:
+            self._resume()
+
+
 # -- what the emulator shows ----------------------------------------------------------------
 
 
@@ -436,6 +518,3 @@ def served_key_ids(emu: Emulator, root: Path, policies: Iterable[PolicySpec]) ->
 def rel(t0: float, instant: float | None) -> str:
     """An instant as seconds since the test started (``t+12.3s``)."""
     return "never" if instant is None else f"t+{instant - t0:.1f}s"
-
-
-SHORT = re.compile(r"lsv2_(?:sk|pt)_[0-9a-f]{4}\.\.\.[0-9a-f]{4}")

@@ -57,6 +57,7 @@ path = "state/bridge-state.json"
 
 [run]
 verify_attempts = 1
+every = "1m"
 
 # Rotates and revokes on every run, so kills land in every step.
 [[policy]]
@@ -87,6 +88,7 @@ target = [
 # Org-wide key (no workspaces): verified by listing workspaces.
 [[policy]]
 name = "org"
+default_workspace = "{ws0}"
 ack = "grace"
 rotate_every = "1s"
 key_ttl = "2h"

@@ -111,6 +111,7 @@ endpoint_url = "{aws}"
 
 [run]
 verify_attempts = 1
+every = "1m"
 lease_ttl = "10m"
 
 # Rotates and revokes on every run, so kills land in every step; two secrets.
@@ -142,6 +143,7 @@ target = [
 # Org-wide key (no workspaces): verified by listing workspaces.
 [[policy]]
 name = "org"
+default_workspace = "{ws0}"
 ack = "grace"
 rotate_every = "1s"
 key_ttl = "2h"

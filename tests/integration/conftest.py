@@ -19,18 +19,20 @@ import pytest
 from bridge.cli import main
 from bridge.config import BridgeConfig, load_config
 from bridge.emulator import Emulator
-from bridge.engine import Engine, RunReport, observe_targets, policy_status
-from bridge.engine.observe import known_versions
+from bridge.engine import Engine, RunReport, policy_status
+from bridge.engine.observe import observe_policy
 from bridge.langsmith import RetryPolicy
 from bridge.payload import decode
 from bridge.render import status_json
 from bridge.state import FileStateStore
 from bridge.wiring import build_engine
+from tests.support.config import with_default_workspace
 
 FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01)
 
 
 def config_text(emu: Emulator, policies: str, *, run: str = "verify_attempts = 1") -> str:
+    policies = with_default_workspace(policies, emu.bootstrap["workspace_ids"][0])
     return f"""
 [langsmith]
 endpoint = "{emu.url}"
@@ -99,11 +101,17 @@ class Bridge:
         store = self.store()
         record = store.load(name)
         with self.engine() as engine:
-            views = observe_targets(engine.providers(policy), known_versions(record))
-        status = policy_status(
-            policy, record, store.acks(name, policy.consumers), views, self.emu.clock.now()
-        )
-        return status_json(status)
+            obs = observe_policy(
+                config,
+                policy,
+                record,
+                engine.providers(policy),
+                store.acks(name, policy.consumers),
+                None,
+                now=self.emu.clock.now(),
+                instance=engine.instance,
+            )
+        return status_json(policy_status(policy, record, obs))
 
     def payload(self, name: str) -> dict[str, str]:
         path = self.root / "out" / f"{name}.env"

@@ -29,9 +29,7 @@ from providers.aws.dynamodb import (
     BATCH_ATTEMPTS,
     CONSUMER_ACK_ACTIONS,
     DYNAMODB_ACTIONS,
-    DynamoDBClient,
     DynamoDBStateStore,
-    StateUnavailable,
     table_definition,
 )
 from providers.aws.dynamodb_schema import (
@@ -40,6 +38,8 @@ from providers.aws.dynamodb_schema import (
     IAM_ACTIONS,
     METHODS,
     TTL_ATTRIBUTE,
+    DynamoDBClient,
+    StateUnavailable,
     ack_key,
 )
 from tests.contract.state_backends import atomic_moto_writes
@@ -538,7 +538,7 @@ def test_without_a_region_anywhere_building_the_client_is_a_state_error(
 def test_reading_acks_without_the_consumer_list_is_refused() -> None:
     store = DynamoDBStateStore(SETTINGS, client=Scripted({}))
 
-    with pytest.raises(StateError, match="pass the consumers of policy 'p'"):
+    with pytest.raises(StateError, match="pass the consumers of 'p'"):
         store.acks("p")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge.engine.ack import acknowledge
 from bridge.errors import ProviderUnavailable
 from bridge.langsmith import LangSmithClient
 from bridge.marker import Marker
@@ -70,6 +71,9 @@ def test_usage_gate_waits_until_the_old_key_goes_quiet(make_bridge) -> None:  # 
     assert superseded(bridge), "used 50 minutes ago: not quiet for an hour yet"
     bridge.emu.clock.advance(timedelta(minutes=11))
     bridge.run()
+    assert superseded(bridge), "idle for an hour by one listing; a second must agree"
+    bridge.emu.clock.advance(timedelta(minutes=50))
+    bridge.run()
     assert bridge.emulator_key(old.key_id)["deleted"]
 
 
@@ -111,12 +115,15 @@ def test_scheduled_rotation_and_key_expiry_backstop(make_bridge) -> None:  # typ
     assert second is not None and second.rotation_id != first.rotation_id
 
 
-def test_orphan_keys_with_this_policys_marker_are_deleted(make_bridge, emulator) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_keys_of_this_deployment_go_through_the_gate_others_are_kept(
+    make_bridge, emulator
+) -> None:  # type: ignore[no-untyped-def]
     bridge = make_bridge(policy_toml("p", ack="grace"))
     bridge.run()
+    mine = bridge.store().deployment_id()
     with LangSmithClient(emulator.url, Secret(emulator.bootstrap["admin_key"])) as admin:
         orphan = admin.create_service_key(
-            description=Marker("default", "p", "lost-rotation").description()
+            description=Marker(mine, "p", "lost-rotation").description()
         )
         stranger = admin.create_service_key(
             description=Marker("other-bridge", "p", "x").description()
@@ -124,7 +131,10 @@ def test_orphan_keys_with_this_policys_marker_are_deleted(make_bridge, emulator)
         unmarked = admin.create_service_key(description="someone's key")
     emulator.clock.advance(timedelta(minutes=5))
     bridge.run()
-    assert bridge.emulator_key(orphan.info.id)["deleted"]
+    assert not bridge.emulator_key(orphan.info.id)["deleted"]  # a live run's, for all we know
+    emulator.clock.advance(timedelta(hours=1))
+    bridge.run()
+    assert bridge.emulator_key(orphan.info.id)["deleted"]  # adopted; the grace gate opened
     assert not bridge.emulator_key(stranger.info.id)["deleted"]  # another bridge instance's
     assert not bridge.emulator_key(unmarked.info.id)["deleted"]
 
@@ -136,7 +146,12 @@ def test_current_key_deleted_out_of_band_is_replaced(make_bridge, emulator) -> N
     assert current is not None and current.key_id is not None
     emulator.state.delete_key(current.key_id)
     emulator.clock.advance(timedelta(minutes=5))
-    bridge.run()
+    bridge.run()  # one listing misses it: not yet gone
+    assert bridge.store().load("p").current() == current.model_copy(
+        update={"missing_since": bridge.store().load("p").current().missing_since}  # type: ignore[union-attr]
+    )
+    emulator.clock.advance(timedelta(minutes=5))
+    bridge.run()  # a second listing agrees
     replacement = bridge.store().load("p").current()
     assert replacement is not None and replacement.key_id != current.key_id
     assert key_works(bridge, bridge.payload("p")[API_KEY])
@@ -248,9 +263,19 @@ def test_acks_recorded_by_the_store_open_the_gate(make_bridge) -> None:  # type:
     bridge.run("p", force=True)
     current = bridge.store().load("p").current()
     assert current is not None and current.fingerprint is not None
-    bridge.store().record_ack(
-        "p", Ack(consumer="api", fingerprint=current.fingerprint, at=bridge.emu.clock.now())
-    )
+    # A fingerprint copied from ``status`` is not possession of the key: refused.
+    claim = Ack(consumer="api", fingerprint=current.fingerprint, at=bridge.emu.clock.now())
+    bridge.store().record_ack("p", claim)
+    bridge.run()
+    assert len(superseded(bridge)) == 1
+    forged = claim.model_copy(update={"proof": "v1:" + "0" * 64})
+    bridge.store().record_ack("p", forged)
+    bridge.run()
+    assert len(superseded(bridge)) == 1
+    key = Secret(bridge.payload("p")[API_KEY])
+    policy, now = bridge.config.get_policy("p"), bridge.emu.clock.now()
+    # The same replica: an unproven claim by a live replica holds the gate too.
+    acknowledge(bridge.store(), policy, "api", key, now, replica=claim.replica)
     bridge.run()
     assert superseded(bridge) == []
 
@@ -281,7 +306,8 @@ def test_consumer_helper_loads_and_acknowledges(make_bridge, tmp_path: Path) -> 
     assert environ[API_KEY] == bridge.payload("p")[API_KEY]
     assert "LANGSMITH_BRIDGE_MANAGED" not in environ
     assert API_KEY not in repr(settings) and environ[API_KEY] not in repr(settings)
-    assert bridge.store().acks("p", ["api"])["api"].fingerprint == settings.fingerprint
+    (ack,) = bridge.store().acks("p", ["api"])
+    assert ack.fingerprint == settings.fingerprint and ack.proof
 
 
 def test_consumer_helper_exports_only_the_documented_variables(make_bridge) -> None:  # type: ignore[no-untyped-def]
@@ -296,4 +322,4 @@ def test_consumer_helper_exports_only_the_documented_variables(make_bridge) -> N
 
     load_settings("p", "api", config=bridge.config_path, environ=environ, ack=False)
 
-    assert set(environ) == {"LANGSMITH_API_KEY", "LANGSMITH_ENDPOINT"}
+    assert set(environ) == {"LANGSMITH_API_KEY", "LANGSMITH_ENDPOINT", "LANGSMITH_WORKSPACE_ID"}

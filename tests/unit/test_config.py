@@ -80,7 +80,7 @@ def test_the_documented_example_loads_as_written(tmp_path: Path) -> None:
     assert (policy.rotate_every, policy.key_ttl) == (timedelta(days=30), timedelta(days=60))
     assert (policy.min_overlap, policy.max_wait) == (timedelta(0), timedelta(days=7))
     assert policy.consumers == ("api", "worker")
-    assert (policy.ack, policy.on_timeout) == ("explicit", "hold")
+    assert (policy.ack, policy.on_timeout) == (("explicit",), "hold")
     assert [(t.provider, t.format) for t in policy.target] == [("file", "dotenv")]
 
 
@@ -161,9 +161,9 @@ BAD: list[tuple[str, Edit, str, str]] = [
     ("unknown policy field", policy0(rotate_evry="1d"), "policy[0].rotate_evry", "Extra"),
     ("unknown target field", target0(mode="0644"), "policy[0].target[0].mode", "Extra"),
     ("unknown section", lambda raw: raw.update(extras={}), "extras", "Extra"),
-    ("key_ttl equal to rotate_every", policy0(key_ttl="30d"), "policy[0]", "key_ttl"),
-    ("key_ttl shorter than rotate_every", policy0(key_ttl="1d"), "policy[0]", "key_ttl"),
-    ("key_ttl within rotate_every + overlap", policy0(min_overlap="30d"), "policy[0]", "key_ttl"),
+    ("key_ttl equal to rotate_every", policy0(key_ttl="30d"), "[0] 'tracing-prod'", "key_ttl"),
+    ("key_ttl shorter than rotate_every", policy0(key_ttl="1d"), "[0] 'tracing-prod'", "key_ttl"),
+    ("key_ttl within rotate_every + overlap", policy0(min_overlap="30d"), "[0] 'tracing-prod'", "key_ttl"),
     ("explicit ack without consumers", policy0(consumers=[]), "policy[0]", "consumer"),
     (
         "default_workspace not in workspaces",
@@ -436,6 +436,7 @@ def test_environment_variables_are_expanded_in_strings() -> None:
             {
                 "name": "p",
                 "ack": "grace",
+                "workspaces": ["00000000-0000-4000-8000-000000000001"],
                 "target": [{"provider": "file", "path": "/o/${NAME}.env"}],
             }
         ],

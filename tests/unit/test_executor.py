@@ -61,6 +61,7 @@ def policy_fields(out: Path) -> dict[str, Any]:
     return {
         "name": "p",
         "ack": "grace",
+        "default_workspace": "00000000-0000-4000-8000-000000000001",
         "target": [
             {"provider": "file", "path": str(out / "a.env")},
             {"provider": "file", "path": str(out / "b.json"), "format": "json"},
@@ -409,7 +410,8 @@ def test_an_orphan_already_deleted_counts_as_deleted(world: World) -> None:
 
     world.execute(DeleteOrphan(orphan.info.id, orphan.info.short_key, "r-orphan"))
 
-    assert world.trail == ["keys.delete_service_key"]
+    assert world.trail == ["keys.delete_service_key", "state.save"]  # the history's entry
+    assert world.state.load("p").history[-1].action == "orphan_deleted"
 
 
 def pending_generation(world: World) -> Generation:

@@ -12,6 +12,7 @@ from bridge.config import Policy
 from bridge.engine import Observation, TargetView, plan
 from bridge.engine.plan import (
     Abandon,
+    Adopt,
     DeleteOrphan,
     MarkMissing,
     NoteIdle,
@@ -171,8 +172,8 @@ CASES = {
     "half-published generation resumes": Case(
         [gen(1, Phase.CURRENT), gen(2, Phase.PUBLISHING)], {A: "fp2", B: "fp1"}, [Resume]
     ),
-    "orphan key is deleted": Case(
-        [gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [DeleteOrphan], keys=[key(1), key(9)]
+    "an unknown key of this deployment is adopted behind its gate, not deleted": Case(
+        [gen(1, Phase.CURRENT)], {A: "fp1", B: "fp1"}, [Adopt], keys=[key(1), key(9)]
     ),
     "superseded waits for acks": Case(
         [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
@@ -265,10 +266,10 @@ CASES = {
         keys=[key(1, last_used=NOW - timedelta(minutes=90)), key(2)],
         policy={"ack": "usage"},
     ),
-    "usage: key still used holds": Case(
+    "usage: key still used holds (and is watched)": Case(
         [gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)],
         {A: "fp2", B: "fp2"},
-        [],
+        [NoteIdle],
         keys=[key(1, last_used=NOW - timedelta(minutes=5)), key(2)],
         policy={"ack": "usage"},
     ),

@@ -12,7 +12,7 @@ from bridge.engine.gates import evaluate_gate
 from bridge.engine.plan import Adopt, DeleteOrphan, Republish, Restore, Revoke, Rotate
 from bridge.engine.planner import rotation_reason
 from bridge.state import Ack, Phase, PolicyRecord
-from tests.unit.test_planner import A, B, EVERY, INSTANCE, NOW, gen, key, policy
+from tests.unit.test_planner import EVERY, INSTANCE, NOW, A, B, acks_of, gen, key, policy
 
 
 def views(**held: str | None) -> tuple[TargetView, ...]:
@@ -77,7 +77,9 @@ def test_a_restored_older_record_adopts_the_newer_served_key() -> None:
     assert not any("drift" in note for note in result.notes)
 
 
-def test_an_unknown_key_no_target_serves_is_deleted_only_when_old_enough() -> None:
+def test_an_unknown_key_no_target_serves_is_adopted_behind_its_gate_once_old_enough() -> None:
+    """A consumer may still hold it (the record of its supersession was lost): it goes
+    through the gate like any superseded key, and a young one may be a live run's."""
     current = gen(1, Phase.CURRENT)
     record = PolicyRecord(policy="p", generations=(current,))
     young = marked(9, age=timedelta(minutes=10))
@@ -85,8 +87,23 @@ def test_an_unknown_key_no_target_serves_is_deleted_only_when_old_enough() -> No
 
     result = plan(policy(), record, observe(views(a="fp1", b="fp1"), [marked(1), young, old]))
 
-    assert result.steps == (DeleteOrphan("k8", "lsv2_sk_8", "r8"),)
+    (adopt,) = result.steps
+    assert isinstance(adopt, Adopt) and (adopt.key_id, adopt.current) == ("k8", False)
     assert any("lsv2_sk_9" in note and "younger" in note for note in result.notes)
+    assert any("lsv2_sk_8" in note and "waiting for api, worker" in note for note in result.notes)
+
+
+def test_an_adopted_key_is_revoked_once_every_consumer_acked_the_current_one() -> None:
+    record = PolicyRecord(policy="p", generations=(gen(1, Phase.CURRENT),))
+    obs = observe(
+        views(a="fp1", b="fp1"),
+        [marked(1), marked(8, age=timedelta(hours=2))],
+        **acks_of(api="fp1", worker="fp1"),
+    )
+
+    kinds = [type(step) for step in plan(policy(), record, obs).steps]
+
+    assert kinds == [Adopt, Revoke]
 
 
 # -- 2. deployments keep to their own keys -----------------------------------------------
@@ -154,12 +171,9 @@ def gate_with(*acks: tuple[str, str, str, timedelta, bool], **extra: Any) -> Any
     """``acks``: (consumer, replica, fingerprint, age, proven)."""
     old, new = gen(1, Phase.SUPERSEDED), gen(2, Phase.CURRENT)
     record = PolicyRecord(policy="p", generations=(old, new))
-    obs = Observation(
-        now=NOW,
-        targets=(),
-        acks=tuple(Ack(consumer=c, replica=r, fingerprint=f, at=NOW - age) for c, r, f, age, _ in acks),
-        proven=frozenset((c, r) for c, r, _, _, ok in acks if ok),
-    )  # fmt: skip
+    seen = tuple(Ack(consumer=c, replica=r, fingerprint=f, at=NOW - t) for c, r, f, t, _ in acks)
+    proven = frozenset((c, r) for c, r, _, _, ok in acks if ok)
+    obs = Observation(now=NOW, targets=(), acks=seen, proven=proven)
     return evaluate_gate(policy(consumers=["api"], **extra), record, old, obs)
 
 

@@ -24,6 +24,7 @@ import pytest
 from bridge.errors import LeaseHeld, StateConflict, StateError
 from bridge.secrets import KEY_PATTERN, fingerprint
 from bridge.state import FileStateStore
+from bridge.state import sqlite_schema as schema
 from bridge.state.file import StateBusy
 from bridge.state.model import HISTORY_KEPT, Ack, Generation, Phase, PolicyRecord
 
@@ -117,7 +118,7 @@ def test_a_policy_never_saved_loads_empty_at_version_0(store: FileStateStore, pa
 
     assert (record.policy, record.version, record.generations) == ("new-policy", 0, ())
     assert store.policies() == []
-    assert store.acks("new-policy") == {}
+    assert store.acks("new-policy") == []
     assert not path.exists()  # reading creates nothing
 
 
@@ -271,11 +272,11 @@ def test_the_latest_ack_of_each_consumer_wins(store: FileStateStore) -> None:
     store.record_ack("p", Ack(consumer="worker", fingerprint=other, at=T0))
     store.record_ack("p", Ack(consumer="api", fingerprint=new, at=T0 + timedelta(hours=1)))
 
-    acks = store.acks("p")
+    acks = {ack.consumer: ack for ack in store.acks("p")}
 
     assert {name: ack.fingerprint for name, ack in acks.items()} == {"api": new, "worker": other}
     assert acks["api"].at == T0 + timedelta(hours=1)
-    assert store.acks("another-policy") == {}
+    assert store.acks("another-policy") == []
 
 
 # -- leases ----------------------------------------------------------------------------
@@ -568,7 +569,7 @@ def future(path: Path) -> None:
     store.save(PolicyRecord(policy="p"))
     store.close()
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
 
 
 CORRUPT = {
@@ -618,7 +619,7 @@ def test_a_malformed_row_in_the_database_is_a_state_error(
         if table == "policies":
             conn.execute('UPDATE policies SET record = \'{"version": "many"}\'')
         else:
-            conn.execute("INSERT INTO acks VALUES ('p', 'api', '{\"at\": 1}')")
+            conn.execute("INSERT INTO acks VALUES ('p', 'api', 'default', '{\"at\": 1}')")
         conn.commit()
 
     with pytest.raises(StateError, match=f"{path}.*malformed"):
@@ -698,7 +699,7 @@ def assert_holds_the_legacy_state(store: FileStateStore) -> None:
     for record in LEGACY_RECORDS:
         assert store.load(record.policy) == record
     for policy, acks in LEGACY_ACKS.items():
-        assert store.acks(policy) == {a.consumer: a for a in acks}
+        assert store.acks(policy) == sorted(acks, key=lambda a: a.consumer)
 
 
 def legacy_at(tmp_path: Path, layout: str) -> tuple[Path, Path]:
@@ -854,7 +855,9 @@ def test_two_processes_opening_one_legacy_state_at_once_migrate_it_once_and_lose
     store = FileStateStore(path)
     assert store.load("counter").version == 5 + 40
     assert store.load("tracing-prod") == LEGACY_RECORDS[1]
-    assert store.acks("tracing-prod") == {a.consumer: a for a in LEGACY_ACKS["tracing-prod"]}
+    assert store.acks("tracing-prod") == sorted(
+        LEGACY_ACKS["tracing-prod"], key=lambda a: a.consumer
+    )
     assert leftovers(path) == []
 
 
