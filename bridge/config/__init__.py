@@ -1,6 +1,7 @@
 """Configuration: one TOML file, validated once into frozen models."""
 
 from bridge.config.durations import Duration, format_duration, parse_duration
+from bridge.config.langsmith import LangSmithSettings
 from bridge.config.load import (
     config_path,
     config_schema,
@@ -12,7 +13,6 @@ from bridge.config.model import (
     BridgeConfig,
     DynamoDBStateSettings,
     FileStateSettings,
-    LangSmithSettings,
     Policy,
     RunSettings,
 )

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.config.durations import format_duration
 from bridge.config.file import FileTarget
-from bridge.config.model import BridgeConfig, LangSmithSettings
+from bridge.config.langsmith import LangSmithSettings
+from bridge.config.model import BridgeConfig
 from bridge.errors import ConfigError
 from bridge.secrets import Secret
 

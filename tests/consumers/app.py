@@ -49,7 +49,7 @@ import requests
 from langsmith import traceable, tracing_context
 
 from bridge.consumer import load_settings
-from bridge.engine.ack import AckError
+from bridge.engine import AckError
 from bridge.errors import BridgeError
 from bridge.payload import API_KEY, ENDPOINT, WORKSPACE_ID
 from bridge.secrets import fingerprint, redact

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from bridge.emulator import Emulator
-
-AUTH_CACHE_DELAY_S = 2.0  # a new key is refused, and a deleted one still works, this long
-LAST_USED_GRANULARITY_S = 2.0  # last_used_at moves at most this often
+from tests.consumers.fleet import AUTH_CACHE_DELAY_S, LAST_USED_GRANULARITY_S
 
 
 @pytest.fixture

@@ -25,12 +25,13 @@ import httpx
 from bridge.emulator import Emulator
 from bridge.payload import API_KEY, decode
 from bridge.secrets import KEY_PATTERN
-from tests.consumers.conftest import AUTH_CACHE_DELAY_S, LAST_USED_GRANULARITY_S
 from tests.crash.harness import subprocess_env
 
 REPO = Path(__file__).resolve().parents[2]
 BRIDGE_BIN = Path(sys.executable).with_name("langsmith-bridge")
 
+AUTH_CACHE_DELAY_S = 2.0  # emulator: a new key is refused, and a deleted one still works, this long
+LAST_USED_GRANULARITY_S = 2.0  # emulator: last_used_at moves at most this often
 EVERY_S = 3  # run.every: the test starts a run this often (later when one runs longer)
 VERIFY_DELAY_S = 1  # run.verify_delay (whole seconds: the config's durations are integers)
 VERIFY_ATTEMPTS = 15
@@ -135,7 +136,7 @@ verify_delay = "{VERIFY_DELAY_S}s"
 name = "{TRACING.name}"
 workspaces = ["{ws0}"]
 consumers = {json.dumps(list(TRACING.consumers))}
-ack = "explicit"
+ack = "{TRACING.gate}"
 replica_ttl = "{REPLICA_TTL_S}s"
 rotate_every = "{TRACING.rotate_every_s}s"
 min_overlap = "{TRACING.min_overlap_s}s"
@@ -145,7 +146,7 @@ target = [{{ provider = "file", path = "{TRACING.target}", format = "{TRACING.fo
 [[policy]]
 name = "{BATCH.name}"
 default_workspace = "{ws1}"
-ack = "usage"
+ack = "{BATCH.gate}"
 usage_quiet = "{USAGE_QUIET_S}s"
 rotate_every = "{BATCH.rotate_every_s}s"
 min_overlap = "{BATCH.min_overlap_s}s"

@@ -26,7 +26,7 @@ from bridge.config import (
     parse_duration,
     read_admin_key,
 )
-from bridge.config.model import LangSmithSettings
+from bridge.config.langsmith import LangSmithSettings
 from bridge.errors import ConfigError
 from tests.support.keys import new_key
 
@@ -163,7 +163,12 @@ BAD: list[tuple[str, Edit, str, str]] = [
     ("unknown section", lambda raw: raw.update(extras={}), "extras", "Extra"),
     ("key_ttl equal to rotate_every", policy0(key_ttl="30d"), "[0] 'tracing-prod'", "key_ttl"),
     ("key_ttl shorter than rotate_every", policy0(key_ttl="1d"), "[0] 'tracing-prod'", "key_ttl"),
-    ("key_ttl within rotate_every + overlap", policy0(min_overlap="30d"), "[0] 'tracing-prod'", "key_ttl"),
+    (
+        "key_ttl within rotate_every + overlap",
+        policy0(min_overlap="30d"),
+        "[0] 'tracing-prod'",
+        "key_ttl",
+    ),
     ("explicit ack without consumers", policy0(consumers=[]), "policy[0]", "consumer"),
     (
         "default_workspace not in workspaces",
