@@ -31,6 +31,7 @@ from bridge.errors import BridgeError, LeaseHeld
 from bridge.langsmith import RetryPolicy
 from bridge.logs import event
 from bridge.provider import Provider
+from bridge.secrets import redact
 from bridge.state import StateStore
 
 log = logging.getLogger("bridge.engine")
@@ -261,6 +262,11 @@ class Engine:
         except BridgeError as exc:
             outcome.error = str(exc)
             event(log, "policy_failed", level=logging.ERROR, policy=policy.name, error=exc)
+            if not dry_run:
+                self._note_failure(policy.name, outcome.error)
+        except Exception as exc:  # a bug, or input no check foresaw: never the others' run
+            outcome.error = f"internal error ({type(exc).__name__}): {redact(str(exc))}"
+            log.exception("policy %s failed unexpectedly", policy.name)  # redacted by the filter
             if not dry_run:
                 self._note_failure(policy.name, outcome.error)
         return outcome
