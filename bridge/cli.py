@@ -255,7 +255,9 @@ def _policy_status(
     providers = {t.target_id: open_target(t, policy.name, connections) for t in policy.target}
     acks = store.acks(policy.name, policy.consumers)
     instance = config.langsmith.instance or "-"  # orphans need a listing; status has none
-    obs = observe_policy(config, policy, record, providers, acks, None, now=now, instance=instance)
+    obs = observe_policy(
+        config, policy, record, providers, acks, None, now=now, instance=instance, prove_acks=True
+    )
     return policy_status(policy, record, obs)
 
 

@@ -40,10 +40,14 @@ def observe_policy(
     *,
     now: datetime,
     instance: str,
+    prove_acks: bool = False,
 ) -> Observation:
     """What a policy's plan (and its ``status``) depends on, from its targets, its acks and
     the listing. A target's key is read back only to check an ack's proof, or to learn the
-    rotation of a key the record does not know (a lost state); metadata serves the rest."""
+    rotation of a key the record does not know (a lost state); metadata serves the rest.
+
+    Proofs are checked when a gate needs them, or always with ``prove_acks`` (``status``).
+    """
     views = observe_targets(providers, known_versions(record))
     reader = _KeyReader(providers, views)
     known = {g.fingerprint for g in record.generations if g.fingerprint}
@@ -52,15 +56,17 @@ def observe_policy(
     )
     acks = tuple(acks)
     checked = frozenset[tuple[str, str]]()
-    if "explicit" in policy.ack and record.by_phase(Phase.SUPERSEDED):
+    readable: frozenset[str] = frozenset()
+    if prove_acks or ("explicit" in policy.ack and record.by_phase(Phase.SUPERSEDED)):
         live = {g.fingerprint for g in record.live() if g.phase is not Phase.SUPERSEDED}
-        wanted = {ack.fingerprint for ack in acks if ack.fingerprint in live}
-        checked = proven(policy.name, acks, reader.keys(wanted))
+        keys = reader.keys({ack.fingerprint for ack in acks if ack.fingerprint in live})
+        checked, readable = proven(policy.name, acks, keys), frozenset(keys)
     return Observation(
         now=now,
         targets=views,
         acks=acks,
         proven=checked,
+        provable=readable,
         keys=None if listing is None else listing.for_policy(policy.name, record),
         keys_listed_at=None if listing is None else listing.listed_at,
         keys_served_at=None if listing is None else listing.served_at,

@@ -40,6 +40,7 @@ class Observation:
     targets: tuple[TargetView, ...]
     acks: tuple[Ack, ...] = ()  # the latest of every replica of the policy's consumers
     proven: frozenset[tuple[str, str]] = frozenset()  # (consumer, replica): proof checked
+    provable: frozenset[str] = frozenset()  # fingerprints whose key was read to check proofs
     # Keys marked for this policy (by any deployment) and keys the record names, by id;
     # None: the listing failed.
     keys: Mapping[str, ApiKey] | None = None

@@ -77,7 +77,8 @@ class AckStatus:
     replica: str
     fingerprint: str
     at: datetime
-    proven: bool  # its proof of holding the key checked out (False: not checked or bad)
+    proven: bool | None  # its proof of holding the key checked out; None: not checkable
+    # (the key is not one a target serves now, so the bridge cannot read it back)
     live: bool  # heard from within the policy's replica_ttl
 
 
@@ -119,7 +120,9 @@ def policy_status(policy: Policy, record: PolicyRecord, obs: Observation) -> Pol
                 a.replica,
                 a.fingerprint,
                 a.at,
-                proven=(a.consumer, a.replica) in obs.proven,
+                proven=(a.consumer, a.replica) in obs.proven
+                if a.fingerprint in obs.provable
+                else None,
                 live=obs.now - a.at <= policy.replica_ttl,
             )
             for a in sorted(obs.acks, key=lambda a: (a.consumer, a.replica))
