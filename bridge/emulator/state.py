@@ -157,21 +157,15 @@ class EmulatorState:
         org_role = self._checked_role("org_role_id", org_role_id, "organization")
         if scope is None and org_role is None:
             org_role = self.role("ORGANIZATION_USER")
-        key = new_key()
-        record = KeyRecord(
-            id=str(uuid.uuid4()),
-            key_hash=hash_key(key),
-            short_key=short_key(key),
+        return self._mint(
+            new_key(),
+            now,
             description=description,
-            created_at=now,
             role_id=role.id,
             org_role_id=org_role.id if org_role else None,
             workspace_ids=scope,
             expires_at=expires_at,
-            accepted_from=new_key_accepted_from(now, self._auth.value),
         )
-        self._store(record)
-        return record, key
 
     def create_pat(
         self,
@@ -192,20 +186,27 @@ class EmulatorState:
             raise KeyRuleError(
                 "default_workspace_id", f"unknown workspace id {default_workspace_id}"
             )
-        key = new_key(PAT_PREFIX)
-        record = KeyRecord(
-            id=str(uuid.uuid4()),
-            key_hash=hash_key(key),
-            short_key=short_key(key),
+        return self._mint(
+            new_key(PAT_PREFIX),
+            now,
             description=description,
-            created_at=now,
             role_id=self.role("WORKSPACE_ADMIN").id,
             org_role_id=self.role("ORGANIZATION_ADMIN").id,
             workspace_ids=None,
             expires_at=expires_at,
             kind="pat",
             default_workspace_id=default_workspace_id,
+        )
+
+    def _mint(self, key: str, now: datetime, **fields: Any) -> tuple[KeyRecord, str]:
+        """Store a new key's record (its hash, never the key) and hand back both."""
+        record = KeyRecord(
+            id=str(uuid.uuid4()),
+            key_hash=hash_key(key),
+            short_key=short_key(key),
+            created_at=now,
             accepted_from=new_key_accepted_from(now, self._auth.value),
+            **fields,
         )
         self._store(record)
         return record, key

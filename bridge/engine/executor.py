@@ -28,6 +28,7 @@ from bridge.errors import (
     LangSmithNotFound,
     LangSmithPermissionError,
     RotationError,
+    WorkspaceRequired,
 )
 from bridge.logs import event
 from bridge.marker import Marker
@@ -220,6 +221,8 @@ class PolicyExecutor:
                 workspace = self.policy.verify_workspace
                 self.ctx.keys.verify_key(key, workspace_id=workspace, endpoint=self.ctx.endpoint)
                 return
+            except WorkspaceRequired:
+                raise  # the config's doing: no wait makes it go away
             except (LangSmithAuthError, LangSmithPermissionError):
                 if attempt == self.ctx.verify_attempts:
                     break

@@ -19,7 +19,7 @@ from bridge.engine.ack import proven
 from bridge.engine.executor import published_settings
 from bridge.engine.plan import Observation, TargetView
 from bridge.errors import BridgeError
-from bridge.langsmith import ApiKey
+from bridge.langsmith import ApiKey, KeyListing
 from bridge.logs import event
 from bridge.marker import Marker
 from bridge.payload import settings_digest
@@ -89,7 +89,7 @@ class Listing:
     served_at: datetime | None  # LangSmith's (its Date header), when it sent one
 
     @classmethod
-    def of(cls, keys: Iterable[ApiKey], listed_at: datetime) -> Listing:
+    def of(cls, keys: KeyListing, listed_at: datetime) -> Listing:
         by_policy: dict[str, dict[str, ApiKey]] = {}
         by_id: dict[str, ApiKey] = {}
         for key in keys:
@@ -97,8 +97,7 @@ class Listing:
             marker = Marker.parse(key.description)
             if marker:
                 by_policy.setdefault(marker.policy, {})[key.id] = key
-        served_at = getattr(keys, "served_at", None)
-        return cls(by_policy, by_id, listed_at, served_at)
+        return cls(by_policy, by_id, listed_at, keys.served_at)
 
     def for_policy(self, policy: str, record: PolicyRecord) -> dict[str, ApiKey]:
         """Keys marked for ``policy`` by any deployment, and the keys its record names

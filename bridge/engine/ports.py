@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bridge.langsmith import ApiKey, CreatedKey
+from bridge.langsmith import CreatedKey, KeyListing
 from bridge.secrets import Secret
 
 
 class KeyService(Protocol):
-    def list_service_keys(self) -> Sequence[ApiKey]: ...
+    def list_service_keys(self) -> KeyListing: ...
 
     def create_service_key(
         self,

@@ -23,7 +23,7 @@ from bridge.errors import (
     LeaseLost,
     StateConflict,
 )
-from bridge.langsmith import ApiKey, CreatedKey
+from bridge.langsmith import ApiKey, CreatedKey, KeyListing
 from bridge.secrets import Secret
 from bridge.state import Ack, PolicyRecord, Run
 from bridge.state.lease import HeldLease, Leases, lease_token
@@ -102,10 +102,10 @@ class FakeKeyService:
 
     # -- KeyService --------------------------------------------------------------------
 
-    def list_service_keys(self) -> list[ApiKey]:
+    def list_service_keys(self) -> KeyListing:
         self._record("list_service_keys")
         with self._lock:
-            return list(self.listing.values())
+            return KeyListing(tuple(self.listing.values()), served_at=self.clock())
 
     def create_service_key(
         self,

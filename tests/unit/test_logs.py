@@ -5,7 +5,6 @@ however odd, breaks logging."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -16,33 +15,13 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bridge.logs import JsonFormatter, RedactingFilter, configure, event, jsonable
+from bridge.logs import JsonFormatter, RedactingFilter, event, jsonable
 from bridge.secrets import Secret, fingerprint
 from tests.support.keys import new_key
+from tests.support.logs import configured
 
 FIELDS = "bridge_fields"  # where ``event`` puts its fields on a record
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
-
-
-@contextlib.contextmanager
-def configured(fmt: str) -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    """A ``bridge`` logger configured as the CLI does, writing to a buffer."""
-    root = logging.getLogger("bridge")
-    saved = (root.handlers[:], root.level, root.propagate)
-    stream = io.StringIO()
-    configure("debug", fmt, stream)
-    try:
-        yield logging.getLogger("bridge.test"), stream
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
-
-
-@pytest.fixture(params=["text", "json"])
-def log(request: pytest.FixtureRequest) -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    with configured(request.param) as configured_log:
-        yield configured_log
 
 
 def json_records(stream: io.StringIO) -> list[dict[str, Any]]:

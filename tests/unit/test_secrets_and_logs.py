@@ -3,7 +3,6 @@ text or JSON, is scrubbed of anything key-shaped, wherever in the record it hide
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
@@ -12,13 +11,14 @@ import pickle
 import re
 import secrets
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from bridge.logs import RedactingFilter, configure, event
+from bridge.logs import RedactingFilter, event
 from bridge.secrets import Secret, fingerprint, redact
 from tests.support.keys import new_key
+from tests.support.logs import configured
 
 FINGERPRINT = re.compile(r"sha256:[0-9a-f]{16}")
 
@@ -195,25 +195,6 @@ def test_redact_leaves_text_without_keys_alone(text: str) -> None:
 
 
 # -- logs ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def configured(fmt: str) -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    """A ``bridge`` logger configured as the CLI does, writing to a buffer."""
-    root = logging.getLogger("bridge")
-    saved = (root.handlers[:], root.level, root.propagate)
-    stream = io.StringIO()
-    configure("debug", fmt, stream)
-    try:
-        yield logging.getLogger("bridge.test"), stream
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
-
-
-@pytest.fixture(params=["text", "json"])
-def log(request: pytest.FixtureRequest) -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    with configured(request.param) as configured_log:
-        yield configured_log
 
 
 def lines(stream: io.StringIO) -> str:

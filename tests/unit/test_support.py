@@ -80,7 +80,7 @@ def test_the_fake_key_service_mints_real_secrets_and_lists_them() -> None:
     created = keys.create_service_key(description="d", expires_at=T0 + timedelta(days=1))
 
     assert isinstance(created.key, Secret) and KEY_PATTERN.fullmatch(created.key.reveal())
-    assert keys.list_service_keys() == [created.info]
+    assert list(keys.list_service_keys()) == [created.info]
     assert created.info.created_at == T0 and created.info.expires_at == T0 + timedelta(days=1)
     assert not KEY_PATTERN.search(created.info.short_key)
     keys.verify_key(created.key)  # accepted while listed
@@ -123,7 +123,7 @@ def test_the_fake_key_service_fails_a_call_once_or_always() -> None:
 
     with pytest.raises(LangSmithServerError):
         keys.list_service_keys()
-    assert keys.list_service_keys() == []
+    assert list(keys.list_service_keys()) == []
     for _ in range(3):
         with pytest.raises(LangSmithServerError, match="y"):
             keys.delete_service_key("k")

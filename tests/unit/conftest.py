@@ -1,0 +1,5 @@
+"""Fixtures shared by the unit tests."""
+
+from tests.support.logs import log
+
+__all__ = ["log"]
