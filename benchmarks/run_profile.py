@@ -174,7 +174,7 @@ def _profiled_first_run(
 
     from run_samples import BENCH, CHILD_TIMEOUT_S
     from run_servers import sample_servers
-    from run_setup import Spec, bench_config
+    from run_setup import Spec, bench_config, bootstrap_workspace
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp,
@@ -182,7 +182,8 @@ def _profiled_first_run(
     ):
         root = Path(tmp)
         aws_url = servers.moto.url if servers.moto else None
-        config = bench_config(setting, store, root, servers.emulator.url, aws_url)
+        workspace = bootstrap_workspace(servers.bootstrap_file)
+        config = bench_config(setting, store, root, servers.emulator.url, aws_url, workspace)
         spec, out = root / "spec.json", root / "profile.json"
         Spec(store, config, str(servers.bootstrap_file)).dump(spec)
         command = [sys.executable, str(BENCH), "--child", "first", "--spec", str(spec)]

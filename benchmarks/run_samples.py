@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from run_servers import BIN, SampleServers, sample_servers
-from run_setup import ADMIN_KEY_ENV, Setting, Spec, bench_config, to_toml
+from run_setup import ADMIN_KEY_ENV, Setting, Spec, bench_config, bootstrap_workspace, to_toml
 
 BENCH = Path(__file__).resolve().parent / "bench_run.py"
 CHILD_TIMEOUT_S = 1800.0
@@ -86,7 +86,8 @@ def run_sample(setting: Setting, store: str, latency_ms: float, *, rotate: bool)
     root = Path(tempfile.mkdtemp(prefix="sample-", dir=_samples_root()))
     with sample_servers(store, root, latency_ms) as servers:
         aws_url = servers.moto.url if servers.moto else None
-        config = bench_config(setting, store, root, servers.emulator.url, aws_url)
+        workspace = bootstrap_workspace(servers.bootstrap_file)
+        config = bench_config(setting, store, root, servers.emulator.url, aws_url, workspace)
         spec_path = root / "spec.json"
         Spec(store, config, str(servers.bootstrap_file)).dump(spec_path)
         if store == "aws-inprocess":

@@ -66,9 +66,10 @@ def policy_name(index: int) -> str:
 
 
 def bench_config(
-    setting: Setting, store: str, root: Path, endpoint: str, aws_url: str | None
+    setting: Setting, store: str, root: Path, endpoint: str, aws_url: str | None, workspace: str
 ) -> dict[str, Any]:
-    """The bridge configuration of one sample, as parsed TOML would hold it."""
+    """The bridge configuration of one sample, as parsed TOML would hold it: org-wide keys
+    with ``workspace`` as the one consumers name."""
     names = [policy_name(i) for i in range(setting.policies)]
     return {
         "langsmith": {
@@ -79,10 +80,21 @@ def bench_config(
         "state": _state(store, root, aws_url),
         "run": {"concurrency": setting.concurrency, "verify_attempts": 1},
         "policy": [
-            {"name": name, "ack": "grace", "target": [_target(store, root, name, aws_url)]}
+            {
+                "name": name,
+                "ack": "grace",
+                "default_workspace": workspace,
+                "target": [_target(store, root, name, aws_url)],
+            }
             for name in names
         ],
     }
+
+
+def bootstrap_workspace(bootstrap_file: Path) -> str:
+    """The first workspace of the emulator's bootstrap file."""
+    workspaces: list[str] = json.loads(bootstrap_file.read_text(encoding="utf-8"))["workspace_ids"]
+    return workspaces[0]
 
 
 def _state(store: str, root: Path, aws_url: str | None) -> dict[str, str]:
