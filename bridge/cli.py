@@ -36,7 +36,7 @@ from bridge.payload import API_KEY, decode
 from bridge.render import history_text, report_text, status_json, status_table
 from bridge.secrets import Secret, redact
 from bridge.state import StateStore
-from bridge.wiring import Connections, build_engine, open_state, open_target
+from bridge.wiring import Connections, build_engine, connections_for, open_state, open_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED, EXIT_CHANGES = 0, 1, 2, 3, 4
 
@@ -225,7 +225,10 @@ def _status(args: argparse.Namespace) -> int:
     config = _config(args)
     _known_policies(config, args.policy)
     now = utcnow()
-    with Connections() as connections, closing(open_state(config.state, connections)) as store:
+    with (
+        connections_for(config) as connections,
+        closing(open_state(config.state, connections)) as store,
+    ):
         entries = [
             _policy_status(config, policy, store, connections, now)
             for policy in config.policy
@@ -264,7 +267,10 @@ def _policy_status(
 def _history(args: argparse.Namespace) -> int:
     config = _config(args)
     _known_policies(config, [args.policy])
-    with Connections() as connections, closing(open_state(config.state, connections)) as store:
+    with (
+        connections_for(config) as connections,
+        closing(open_state(config.state, connections)) as store,
+    ):
         record = store.load(args.policy)
     if args.json:
         fields = {"policy", "last_run_at", "last_success_at", "last_error", "history"}
@@ -285,7 +291,10 @@ def _ack(args: argparse.Namespace) -> int:
         if args.from_file
         else _key_from_env(args.from_env or API_KEY)
     )
-    with Connections() as connections, closing(open_state(config.state, connections)) as store:
+    with (
+        connections_for(config) as connections,
+        closing(open_state(config.state, connections)) as store,
+    ):
         generation = acknowledge(
             store, policy, args.consumer, Secret(key), utcnow(), replica=args.replica
         )

@@ -24,7 +24,7 @@ from bridge.engine import acknowledge
 from bridge.errors import BridgeError, ConfigError
 from bridge.payload import API_KEY, ENDPOINT, WORKSPACE_ID
 from bridge.secrets import Secret
-from bridge.wiring import Connections, open_state, open_target
+from bridge.wiring import connections_for, open_state, open_target
 
 EXPORTED = frozenset({ENDPOINT, WORKSPACE_ID})
 """The settings ``load_settings`` exports besides ``LANGSMITH_API_KEY``."""
@@ -70,7 +70,7 @@ def load_settings(
         target_config = spec.target[target]
     except (KeyError, IndexError):
         raise ConfigError(f"policy {policy!r} or its target #{target} is not configured") from None
-    with Connections() as connections:
+    with connections_for(loaded, environ) as connections:
         provider = open_target(target_config, policy, connections)
         stored = provider.read()
         if stored is None or stored.api_key is None:

@@ -10,8 +10,9 @@ authenticated Vault client, ...); every target, state backend and run shares the
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Connections",
     "build_engine",
+    "connections_for",
     "fan_out",
     "fetch_config_text",
     "open_state",
@@ -71,7 +73,7 @@ def build_engine(
     Raises:
         ConfigError: the admin key cannot be read.
     """
-    connections = connections or Connections()
+    connections = connections or connections_for(config)
     settings = config.langsmith
     retry = retry or RetryPolicy(max_attempts=settings.max_attempts)
     key = admin_key or read_admin_key(
@@ -98,6 +100,13 @@ def build_engine(
         retry=retry,
         on_close=connections.close,
     )
+
+
+def connections_for(config: BridgeConfig, environ: Mapping[str, str] | None = None) -> Connections:
+    """The process's store connections for ``config``: Vault's server settings, and its
+    credentials read from ``environ`` (the process environment by default) at the edge."""
+    environ = os.environ if environ is None else environ
+    return Connections({"vault": {"settings": config.vault, "environ": dict(environ)}})
 
 
 def open_state(

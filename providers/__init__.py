@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from bridge.config.targets import TargetConfig
@@ -22,9 +23,10 @@ from bridge.state.protocol import StateStore
 _STORES: dict[str, tuple[str, str]] = {
     "file": ("providers.file:FileConnection", ""),
     "aws": ("providers.aws:AwsConnection", "aws"),
+    "vault": ("providers.vault:VaultConnection", "vault"),
 }
 # state backend -> the store whose connection opens it
-_STATE_BACKENDS: dict[str, str] = {"dynamodb": "aws"}
+_STATE_BACKENDS: dict[str, str] = {"dynamodb": "aws", "vault": "vault"}
 
 
 def names() -> list[str]:
@@ -34,11 +36,17 @@ def names() -> list[str]:
 
 class Connections:
     """The connections of one process, opened on first use and shared by every target,
-    policy and run; ``close`` closes them all."""
+    policy and run; ``close`` closes them all.
 
-    def __init__(self) -> None:
+    Args:
+        options: Per store, the keyword arguments its connection is built with (the
+            wiring passes Vault's server settings and how to read its credentials).
+    """
+
+    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self._lock = threading.Lock()
         self._open: dict[str, Any] = {}
+        self._options = dict(options or {})
 
     def connection(self, store: str) -> Any:
         """The connection of ``store`` (``file``, ``aws``, ...), opened on first use.
@@ -52,7 +60,7 @@ class Connections:
                 spec = _STORES.get(store)
                 if spec is None:
                     raise ConfigError(f"unknown provider {store!r}; known: {', '.join(names())}")
-                self._open[store] = _load(*spec)()
+                self._open[store] = _load(*spec)(**self._options.get(store, {}))
             return self._open[store]
 
     def open(self, target: TargetConfig, policy: str) -> Provider:

@@ -16,7 +16,8 @@ from bridge.config.model import (
     Policy,
     RunSettings,
 )
-from bridge.config.targets import AwsTarget, FileTarget, TargetConfig
+from bridge.config.targets import AwsTarget, FileTarget, TargetConfig, VaultTarget
+from bridge.config.vault import VaultAuth, VaultSettings, VaultStateSettings
 
 __all__ = [
     "AwsTarget",
@@ -29,6 +30,10 @@ __all__ = [
     "Policy",
     "RunSettings",
     "TargetConfig",
+    "VaultAuth",
+    "VaultSettings",
+    "VaultStateSettings",
+    "VaultTarget",
     "config_path",
     "config_schema",
     "format_duration",

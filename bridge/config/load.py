@@ -82,13 +82,35 @@ def parse_config(
 
     ``${NAME}`` in any string is replaced by that environment variable first, so a
     deployment can inject what it only knows at deploy time (a table name, a queue URL).
+    Vault's standard variables fill what ``[vault]`` leaves out (``vault_defaults``).
     """
+    environ = os.environ if environ is None else environ
     try:
-        return BridgeConfig.model_validate(
-            expand_env(raw, os.environ if environ is None else environ)
-        )
+        return BridgeConfig.model_validate(vault_defaults(expand_env(raw, environ), environ))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+
+
+# [vault] field -> the variables that default it, first set wins (Vault's, then OpenBao's).
+_VAULT_VARIABLES = {
+    "address": ("VAULT_ADDR", "BAO_ADDR"),
+    "namespace": ("VAULT_NAMESPACE", "BAO_NAMESPACE"),
+    "ca_cert": ("VAULT_CACERT", "BAO_CACERT"),
+}
+
+
+def vault_defaults(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """``raw`` with ``[vault]`` fields it lacks taken from the environment, as the ``vault``
+    and ``bao`` CLIs take them."""
+    section = raw.get("vault", {})
+    if not isinstance(section, Mapping):
+        return raw  # the model names the problem
+    filled = dict(section)
+    for name, variables in _VAULT_VARIABLES.items():
+        found = next((environ[v] for v in variables if environ.get(v)), None)
+        if name not in filled and found:
+            filled[name] = found
+    return {**raw, "vault": filled} if filled != section else raw
 
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

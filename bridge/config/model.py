@@ -14,6 +14,7 @@ from bridge.config.durations import Duration, format_duration
 from bridge.config.langsmith import LangSmithSettings
 from bridge.config.langsmith import uuid_text as _uuid
 from bridge.config.targets import TargetConfig
+from bridge.config.vault import VaultSettings, VaultStateSettings
 from bridge.secrets import redact
 
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -41,7 +42,9 @@ class DynamoDBStateSettings(_Frozen):
     endpoint_url: str | None = Field(None, description="DynamoDB endpoint (VPC, tests).")
 
 
-StateSettings = Annotated[FileStateSettings | DynamoDBStateSettings, Field(discriminator="backend")]
+StateSettings = Annotated[
+    FileStateSettings | DynamoDBStateSettings | VaultStateSettings, Field(discriminator="backend")
+]
 
 
 class RunSettings(_Frozen):
@@ -216,6 +219,9 @@ class BridgeConfig(_Frozen):
     langsmith: LangSmithSettings
     state: StateSettings = Field(default_factory=FileStateSettings)
     run: RunSettings = Field(default_factory=RunSettings)
+    vault: VaultSettings = Field(
+        default_factory=VaultSettings, description="The Vault / OpenBao server, when used."
+    )
     policy: tuple[Policy, ...] = Field(min_length=1, description="The managed credentials.")
 
     @field_validator("state", mode="before")

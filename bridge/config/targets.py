@@ -14,7 +14,8 @@ from pydantic import Field
 
 from bridge.config.aws import AwsTarget
 from bridge.config.file import FileTarget
+from bridge.config.vault import VaultTarget
 
-TargetConfig = Annotated[FileTarget | AwsTarget, Field(discriminator="provider")]
+TargetConfig = Annotated[FileTarget | AwsTarget | VaultTarget, Field(discriminator="provider")]
 
-__all__ = ["AwsTarget", "FileTarget", "TargetConfig"]
+__all__ = ["AwsTarget", "FileTarget", "TargetConfig", "VaultTarget"]
