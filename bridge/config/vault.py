@@ -35,17 +35,31 @@ def _kv_path(value: str, what: str) -> str:
 
 class VaultAuth(Frozen):
     """How the bridge logs in. One login per Vault address per process, renewed while the
-    bridge runs; an expired or revoked token logs in again once."""
+    bridge runs; an expired or revoked token logs in again once.
+
+    The login happens in ``namespace`` (default: the section's); the token it yields is
+    used for targets in that namespace and its children, as Vault scopes tokens.
+    """
 
     method: AuthMethod = Field("token", description="token | approle | kubernetes | jwt")
     mount: str | None = Field(None, description="Auth mount path; default: the method's name.")
+    namespace: str | None = Field(
+        None,
+        pattern=NAMESPACE,
+        description="Namespace of the auth mount; default: [vault] namespace.",
+    )
     token_env: str = Field(
-        "VAULT_TOKEN", description="method=token: the variable holding the token."
+        "VAULT_TOKEN",
+        description="method=token: the variable holding the token (the default falls back "
+        "to BAO_TOKEN).",
     )
     token_file: Path | None = Field(
         None, description="method=token: a file holding the token (instead of token_env)."
     )
     role_id: str | None = Field(None, description="method=approle: the role id.")
+    role_id_file: Path | None = Field(
+        None, description="method=approle: a file holding the role id (instead of role_id)."
+    )
     secret_id_file: Path | None = Field(
         None, description="method=approle: a file holding the secret id."
     )
@@ -59,14 +73,30 @@ class VaultAuth(Frozen):
         "service-account token).",
     )
 
+    @field_validator("mount")
+    @classmethod
+    def _check_mount(cls, value: str | None) -> str | None:
+        return None if value is None else _kv_path(value, "mount")
+
     @model_validator(mode="after")
     def _check_method(self) -> VaultAuth:
-        if self.method == "approle" and not (self.role_id and self.secret_id_file):
-            raise ValueError("method = 'approle' needs role_id and secret_id_file")
+        if self.method == "approle":
+            if bool(self.role_id) == bool(self.role_id_file):
+                raise ValueError("method = 'approle' needs one of role_id or role_id_file")
+            if not self.secret_id_file:
+                raise ValueError("method = 'approle' needs secret_id_file")
         if self.method in ("kubernetes", "jwt") and not self.role:
             raise ValueError(f"method = {self.method!r} needs role")
         if self.method == "jwt" and not self.jwt_file:
             raise ValueError("method = 'jwt' needs jwt_file")
+        stray = [
+            name
+            for name, methods in _METHOD_FIELDS.items()
+            if name in self.model_fields_set and self.method not in methods
+        ]
+        if stray:
+            # Most likely a forgotten ``method``: fail loudly rather than log in otherwise.
+            raise ValueError(f"{', '.join(stray)} not used by method = {self.method!r}")
         return self
 
     @property
@@ -78,6 +108,19 @@ class VaultAuth(Frozen):
         if self.method == "kubernetes":
             return self.jwt_file or SERVICE_ACCOUNT_TOKEN
         return self.jwt_file
+
+
+# The method-specific fields, and the methods that read them.
+_METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "token_env": ("token",),
+    "token_file": ("token",),
+    "role_id": ("approle",),
+    "role_id_file": ("approle",),
+    "secret_id_file": ("approle",),
+    "secret_id_wrapped": ("approle",),
+    "role": ("kubernetes", "jwt"),
+    "jwt_file": ("kubernetes", "jwt"),
+}
 
 
 class VaultSettings(Frozen):

@@ -39,7 +39,9 @@ def classify(exc: BaseException) -> Failure:
         text = redact(
             "; ".join(str(e) for e in (exc.errors or [])) or str(exc) or type(exc).__name__
         )
-        status = exc.status_code if isinstance(exc.status_code, int) else None
+        # hvac 2.x keeps no status on its exceptions: the class is the status.
+        status = getattr(exc, "status_code", None)
+        status = status if isinstance(status, int) else _STATUSES.get(type(exc))
         if isinstance(exc, vault.InvalidRequest) and "check-and-set" in text:
             return Failure("conflict", status, text)
         return Failure(_KINDS.get(type(exc), "other"), status, text)
@@ -47,6 +49,25 @@ def classify(exc: BaseException) -> Failure:
         return Failure("unavailable", None, redact(f"{type(exc).__name__}: {exc}"))
     return Failure("other", None, redact(f"{type(exc).__name__}: {exc}"))
 
+
+SDK_ERRORS: tuple[type[BaseException], ...] = (
+    vault.VaultError,
+    requests.exceptions.RequestException,
+)
+"""What hvac (and requests under it) raise for a failed call; anything else is a bug."""
+
+_STATUSES: dict[type[BaseException], int] = {
+    vault.InvalidRequest: 400,
+    vault.Unauthorized: 401,
+    vault.Forbidden: 403,
+    vault.InvalidPath: 404,
+    vault.PreconditionFailed: 412,
+    vault.RateLimitExceeded: 429,
+    vault.InternalServerError: 500,
+    vault.VaultNotInitialized: 501,
+    vault.BadGateway: 502,
+    vault.VaultDown: 503,
+}
 
 _KINDS: dict[type[BaseException], Kind] = {
     vault.InvalidPath: "not_found",

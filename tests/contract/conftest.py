@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from bridge.config.targets import AwsTarget, FileTarget
+from bridge.config.targets import AwsTarget, FileTarget, VaultTarget
+from bridge.config.vault import VaultSettings
 from bridge.payload import Format, Payload, encode
 from bridge.provider import Provider
 from providers import Connections
@@ -168,6 +169,71 @@ def aws_target(request: pytest.FixtureRequest, policy: str) -> Iterator[Opened]:
             client.close()
 
 
+# -- vault -----------------------------------------------------------------------------
+
+VAULT_OWNER = ("langsmith-bridge:managed", "langsmith-bridge:policy")
+
+
+@dataclass(frozen=True)
+class VaultTamper:
+    """An operator with ``bao kv``: plain KV v2 calls with the root token, no bridge code."""
+
+    client: Any  # an hvac client
+    mount: str
+    path: str
+
+    def write_foreign(self, env: Mapping[str, str]) -> None:
+        self._kv.create_or_update_secret(self.path, secret=dict(env), mount_point=self.mount)
+
+    def write_owned_by(self, payload: Payload) -> None:
+        managed, policy = VAULT_OWNER
+        custom = {managed: "true", policy: payload.policy}
+        self.client.adapter.post(
+            f"/v1/{self.mount}/metadata/{self.path}", json={"custom_metadata": custom}
+        )
+        self.write_foreign(payload.reveal_env())
+
+    def delete(self) -> None:
+        self._kv.delete_metadata_and_all_versions(self.path, mount_point=self.mount)
+
+    def snapshot(self) -> Hashable:
+        """Every version with its state, the custom metadata and the settings."""
+        import hvac.exceptions
+
+        try:
+            meta = self._kv.read_secret_metadata(self.path, mount_point=self.mount)["data"]
+        except hvac.exceptions.InvalidPath:
+            return None
+        versions = sorted((n, tuple(sorted(v.items()))) for n, v in meta["versions"].items())
+        custom = tuple(sorted((meta.get("custom_metadata") or {}).items()))
+        return tuple(versions), custom, meta["current_version"], meta["max_versions"]
+
+    @property
+    def _kv(self) -> Any:
+        return self.client.secrets.kv.v2
+
+
+@contextlib.contextmanager
+def vault_target(request: pytest.FixtureRequest, policy: str) -> Iterator[Opened]:
+    bao = request.getfixturevalue("bao")
+    mount = bao.fresh_mount()
+    config = VaultTarget.model_validate(
+        {"provider": "vault", "mount": mount, "path": f"apps/{policy}/langsmith"}
+    )
+    settings = VaultSettings.model_validate({"address": bao.address})
+    options = {"vault": {"settings": settings, "environ": {"VAULT_TOKEN": bao.root_token}}}
+    root = bao.root()
+    with Connections(options) as connections:
+        try:
+            yield (
+                connections.open(config, policy),
+                VaultTamper(root, mount, config.path),
+                connections,
+            )
+        finally:
+            root.adapter.close()
+
+
 # -- the table -------------------------------------------------------------------------
 
 
@@ -175,6 +241,7 @@ FACTORIES: dict[str, ProviderFactory] = {
     "file-dotenv": lambda request, policy: file_target(request, policy, fmt="dotenv"),
     "file-json": lambda request, policy: file_target(request, policy, fmt="json"),
     "aws": aws_target,
+    "vault": vault_target,
 }
 
 

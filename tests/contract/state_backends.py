@@ -22,15 +22,20 @@ from typing import Any
 
 import boto3
 import pytest
+from hvac.exceptions import InvalidPath
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 from bridge.config.model import DynamoDBStateSettings
+from bridge.config.vault import VaultSettings, VaultStateSettings
 from bridge.state import FileStateStore, PolicyRecord, StateStore
 from providers.aws.dynamodb import DynamoDBStateStore, table_definition
 from providers.aws.dynamodb_schema import ack_key, policy_key, run_key
+from providers.vault.client import VaultClients
+from providers.vault.state import VaultStateStore
 from tests.support.aws import fake_aws_environment
 from tests.support.fakes import MemoryState
+from tests.support.vault import BaoServer
 
 TABLE = "bridge-state"
 REGION = "us-east-1"
@@ -154,6 +159,67 @@ def dynamodb_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 @contextlib.contextmanager
+def vault_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The session's OpenBao server, a fresh KV v2 mount with ``cas_required`` (the
+    strictest: every write must pass ``cas``), and one login shared by every store, as a
+    process shares its connection."""
+    bao: BaoServer = request.getfixturevalue("bao")
+    mount, folder = bao.fresh_mount(cas_required=True), "langsmith-bridge/bridge-state"
+    settings = VaultStateSettings(backend="vault", mount=mount, path=folder)
+    clients = VaultClients(VaultSettings(address=bao.address), {"VAULT_TOKEN": bao.root_token})
+    kv = bao.root().secrets.kv.v2
+    clock = Clock()
+
+    def damage(policy: str, what: str) -> None:
+        entries = {
+            "record": (f"policies/{policy}", {"record": "{not json", "write_id": "x"}),
+            "ack": (f"acks/{policy}/api", {"replicas": "x"}),
+            "run": (f"runs/{policy}", {"last_run_at": "yesterday"}),
+        }
+        path, data = entries[what]
+        kv.create_or_update_secret(f"{folder}/{path}", data, cas=0, mount_point=mount)
+
+    def raw() -> str:
+        """Every version still readable of every entry under the folder."""
+        stored: list[Any] = []
+        folders = [folder]
+        while folders:
+            here = folders.pop()
+            try:
+                keys = kv.list_secrets(here, mount_point=mount)["data"]["keys"]
+            except InvalidPath:  # nothing stored yet
+                continue
+            for key in keys:
+                path = f"{here}/{key}".rstrip("/")
+                if key.endswith("/"):
+                    folders.append(path)
+                    continue
+                versions = kv.read_secret_metadata(path, mount_point=mount)["data"]["versions"]
+                for number, meta in versions.items():
+                    if not meta["deletion_time"] and not meta["destroyed"]:
+                        read = kv.read_secret_version(
+                            path,
+                            version=int(number),
+                            mount_point=mount,
+                            raise_on_deleted_version=True,
+                        )
+                        stored.append({path: read["data"]["data"]})
+        return json.dumps(stored)
+
+    try:
+        yield Backend(
+            "vault",
+            lambda: VaultStateStore(settings, clients, clock=clock),
+            raw,
+            clock=clock,
+            damage=damage,
+        )
+    finally:
+        clients.close()
+        bao.root().sys.disable_secrets_engine(mount)
+
+
+@contextlib.contextmanager
 def memory_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The unit tests' fake, held to the same contract as the real backends."""
     del request
@@ -176,4 +242,5 @@ BACKENDS: dict[
     "file": file_backend,
     "dynamodb": dynamodb_backend,
     "memory": memory_backend,
+    "vault": vault_backend,
 }
