@@ -32,7 +32,7 @@ from bridge.engine import Engine
 from bridge.engine.native import NativeRotation
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure, event
-from bridge.wiring import Connections, build_engine, fan_out, fetch_config_text
+from bridge.wiring import Connections, build_engine, fan_out, fetch_config_text, store_options
 
 log = logging.getLogger("bridge.lambda")
 CONFIG_ENV = "LANGSMITH_BRIDGE_CONFIG"
@@ -101,6 +101,7 @@ def _get_runtime() -> Runtime:
         configure(os.environ.get("LANGSMITH_BRIDGE_LOG_LEVEL", "info"), "json")
         connections = Connections()
         config = load_reference(os.environ.get(CONFIG_ENV, "bridge.toml"), connections)
+        connections.configure(store_options(config))  # Vault's, learnt from the config
         _runtime = Runtime(config, build_engine(config, connections=connections), connections)
     return _runtime
 

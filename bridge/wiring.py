@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bridge.config import BridgeConfig, TargetConfig, read_admin_key
 from bridge.config.model import FileStateSettings, StateSettings
@@ -38,6 +38,7 @@ __all__ = [
     "fetch_config_text",
     "open_state",
     "open_target",
+    "store_options",
 ]
 
 OpenTarget = Callable[[TargetConfig, str], Provider]
@@ -105,8 +106,16 @@ def build_engine(
 def connections_for(config: BridgeConfig, environ: Mapping[str, str] | None = None) -> Connections:
     """The process's store connections for ``config``: Vault's server settings, and its
     credentials read from ``environ`` (the process environment by default) at the edge."""
+    return Connections(store_options(config, environ))
+
+
+def store_options(
+    config: BridgeConfig, environ: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What each store's connection is built with: Vault's server settings, and the
+    environment its credentials are read from (the process's by default)."""
     environ = os.environ if environ is None else environ
-    return Connections({"vault": {"settings": config.vault, "environ": dict(environ)}})
+    return {"vault": {"settings": config.vault, "environ": dict(environ)}}
 
 
 def open_state(

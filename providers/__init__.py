@@ -48,6 +48,15 @@ class Connections:
         self._open: dict[str, Any] = {}
         self._options = dict(options or {})
 
+    def configure(self, options: Mapping[str, Mapping[str, Any]]) -> None:
+        """Set the options of stores not opened yet (the Lambda learns its config through
+        an AWS connection, then tells the other stores theirs)."""
+        with self._lock:
+            opened = sorted(set(options) & set(self._open))
+            if opened:
+                raise ConfigError(f"store(s) {', '.join(opened)} already opened; configure first")
+            self._options.update(options)
+
     def connection(self, store: str) -> Any:
         """The connection of ``store`` (``file``, ``aws``, ...), opened on first use.
 

@@ -96,6 +96,8 @@ _VAULT_VARIABLES = {
     "address": ("VAULT_ADDR", "BAO_ADDR"),
     "namespace": ("VAULT_NAMESPACE", "BAO_NAMESPACE"),
     "ca_cert": ("VAULT_CACERT", "BAO_CACERT"),
+    "client_cert": ("VAULT_CLIENT_CERT", "BAO_CLIENT_CERT"),
+    "client_key": ("VAULT_CLIENT_KEY", "BAO_CLIENT_KEY"),
 }
 
 
