@@ -64,7 +64,7 @@ def load_settings(
         BridgeError: the target cannot be read or holds no key; the ack was refused.
     """
     environ = os.environ if environ is None else environ
-    loaded = load_config(config_path(config, environ))
+    loaded = load_config(config_path(config, environ), environ)
     try:
         spec = loaded.get_policy(policy)
         target_config = spec.target[target]

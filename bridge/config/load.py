@@ -33,8 +33,9 @@ def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path
     return Path(environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
-def load_config(path: Path) -> BridgeConfig:
-    """Parse and validate ``path``; relative paths inside it are taken from its folder.
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> BridgeConfig:
+    """Parse and validate ``path``; relative paths inside it are taken from its folder;
+    ``${NAME}`` and Vault's variables come from ``environ`` (default: the process's).
 
     Raises:
         ConfigError: the file is missing, not TOML, or fails validation. The message names
@@ -50,7 +51,7 @@ def load_config(path: Path) -> BridgeConfig:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    config = _anchor(parse_config(raw, source=str(path)), path.resolve().parent)
+    config = _anchor(parse_config(raw, source=str(path), environ=environ), path.resolve().parent)
     _check_one_writer(config, source=str(path))
     return config
 
