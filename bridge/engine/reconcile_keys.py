@@ -96,7 +96,7 @@ def listing_notes(record: PolicyRecord, obs: Observation) -> list[Bookkeeping]:
         if not generation.key_id:
             continue
         listed = generation.key_id in obs.keys
-        if generation.phase is Phase.REVOKED and listed:
+        if generation.phase is Phase.REVOKED and listed and _listed_after_end(generation, obs):
             steps.append(Restore(generation.rotation_id, generation.short_key or "?", obs.now))
         elif generation.phase in (Phase.CURRENT, Phase.SUPERSEDED):
             if not listed and generation.missing_since is None and missing(generation, obs):
@@ -105,6 +105,14 @@ def listing_notes(record: PolicyRecord, obs: Observation) -> list[Bookkeeping]:
             elif listed and generation.missing_since is not None:
                 steps.append(MarkMissing(generation.rotation_id, generation.short_key or "?", None))
     return steps
+
+
+def _listed_after_end(generation: Generation, obs: Observation) -> bool:
+    """The listing was taken after the generation ended. A run lists once, before it takes
+    a lease, so another runner may revoke a key after this run's listing showed it."""
+    assert obs.keys_listed_at is not None
+    ended = generation.ended_at
+    return ended is not None and ended < obs.keys_listed_at - LISTING_SKEW
 
 
 def missing(generation: Generation, obs: Observation) -> bool:

@@ -146,13 +146,28 @@ def test_a_dead_runs_own_leftover_goes_at_once_even_under_the_default_mark() -> 
 
 
 def test_a_revoked_key_listed_again_is_superseded_again_behind_its_gate() -> None:
-    revoked = gen(1, Phase.REVOKED, superseded_at=NOW - timedelta(hours=2))
+    revoked = gen(
+        1,
+        Phase.REVOKED,
+        superseded_at=NOW - timedelta(hours=2),
+        ended_at=NOW - timedelta(hours=1),
+    )
     record = PolicyRecord(policy="p", generations=(revoked, gen(2, Phase.CURRENT)))
 
     result = plan(policy(), record, observe(views(a="fp2", b="fp2"), [marked(1), marked(2)]))
 
     assert [type(s) for s in result.steps] == [Restore]  # no acks: the gate stays closed
     assert any("waiting for api, worker" in note for note in result.notes)
+
+
+def test_a_listing_older_than_the_revocation_restores_nothing() -> None:
+    """Another runner revoked the key after this run's listing (taken before its lease)."""
+    revoked = gen(1, Phase.REVOKED, superseded_at=NOW - timedelta(hours=2), ended_at=NOW)
+    record = PolicyRecord(policy="p", generations=(revoked, gen(2, Phase.CURRENT)))
+
+    result = plan(policy(), record, observe(views(a="fp2", b="fp2"), [marked(1), marked(2)]))
+
+    assert result.steps == ()
 
 
 def test_an_empty_listing_is_suspect_and_acts_on_nothing() -> None:
