@@ -150,7 +150,25 @@ class VaultSettings(Frozen):
         return self
 
 
-class VaultTarget(Frozen):
+class _KvAddress(Frozen):
+    """Where a KV v2 entry lives: its mount and path (checked alike), and its namespace."""
+
+    mount: str
+    path: str
+    namespace: str | None = Field(None, pattern=NAMESPACE, description="Default: [vault]'s.")
+
+    @field_validator("mount")
+    @classmethod
+    def _check_mount(cls, value: str) -> str:
+        return _kv_path(value, "mount")
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        return _kv_path(value, "path")
+
+
+class VaultTarget(_KvAddress):
     """A KV v2 secret holding the payload as fields (``LANGSMITH_API_KEY``, ...), so Vault
     Agent templates, the Vault Secrets Operator and External Secrets read it as any secret.
 
@@ -162,41 +180,19 @@ class VaultTarget(Frozen):
     provider: Literal["vault"]
     mount: str = Field(description="The KV v2 mount, e.g. 'secret'.")
     path: str = Field(description="The secret's path in the mount.")
-    namespace: str | None = Field(None, pattern=NAMESPACE, description="Default: [vault]'s.")
     max_versions: int | None = Field(
         None, ge=2, le=1000, description="Versions the secret keeps (sets its metadata)."
     )
     adopt: bool = Field(False, description="Take over an existing secret the bridge did not write.")
-
-    @field_validator("mount")
-    @classmethod
-    def _check_mount(cls, value: str) -> str:
-        return _kv_path(value, "mount")
-
-    @field_validator("path")
-    @classmethod
-    def _check_path(cls, value: str) -> str:
-        return _kv_path(value, "path")
 
     @property
     def target_id(self) -> str:
         return f"vault:{(self.namespace or '').strip('/')}:{self.mount}/{self.path}"
 
 
-class VaultStateSettings(Frozen):
+class VaultStateSettings(_KvAddress):
     """State as KV v2 entries under one path, written with check-and-set."""
 
     backend: Literal["vault"]
     mount: str = Field("secret", description="The KV v2 mount.")
     path: str = Field("langsmith-bridge/state", description="The folder the entries live in.")
-    namespace: str | None = Field(None, pattern=NAMESPACE, description="Default: [vault]'s.")
-
-    @field_validator("mount")
-    @classmethod
-    def _check_mount(cls, value: str) -> str:
-        return _kv_path(value, "mount")
-
-    @field_validator("path")
-    @classmethod
-    def _check_path(cls, value: str) -> str:
-        return _kv_path(value, "path")
