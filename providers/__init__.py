@@ -24,9 +24,10 @@ _STORES: dict[str, tuple[str, str]] = {
     "file": ("providers.file:FileConnection", ""),
     "aws": ("providers.aws:AwsConnection", "aws"),
     "vault": ("providers.vault:VaultConnection", "vault"),
+    "gcp": ("providers.gcp:GcpConnection", "gcp"),
 }
 # state backend -> the store whose connection opens it
-_STATE_BACKENDS: dict[str, str] = {"dynamodb": "aws", "vault": "vault"}
+_STATE_BACKENDS: dict[str, str] = {"dynamodb": "aws", "vault": "vault", "gcs": "gcp"}
 
 
 def names() -> list[str]:

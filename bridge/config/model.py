@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, mod
 
 from bridge.config.base import Frozen as _Frozen
 from bridge.config.durations import Duration, format_duration
+from bridge.config.gcp import GcsStateSettings
 from bridge.config.langsmith import LangSmithSettings
 from bridge.config.langsmith import uuid_text as _uuid
 from bridge.config.targets import TargetConfig
@@ -43,7 +44,8 @@ class DynamoDBStateSettings(_Frozen):
 
 
 StateSettings = Annotated[
-    FileStateSettings | DynamoDBStateSettings | VaultStateSettings, Field(discriminator="backend")
+    FileStateSettings | DynamoDBStateSettings | VaultStateSettings | GcsStateSettings,
+    Field(discriminator="backend"),
 ]
 
 

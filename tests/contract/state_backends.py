@@ -220,6 +220,48 @@ def vault_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 @contextlib.contextmanager
+def gcs_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The session's fake-gcs-server, a fresh bucket, and one storage client shared by
+    every store, as a process shares its connection."""
+    from bridge.config.gcp import GcsStateSettings
+    from providers.gcp import GcpConnection
+    from providers.gcp.gcs_state import GcsStateStore
+    from tests.support.gcs import GcsServer
+
+    gcs: GcsServer = request.getfixturevalue("gcs")
+    bucket, prefix = gcs.fresh_bucket(), "langsmith-bridge/bridge-state"
+    settings = GcsStateSettings(backend="gcs", bucket=bucket, prefix=prefix, endpoint=gcs.endpoint)
+    connection = GcpConnection()
+    client = connection.storage_client(settings)
+    clock = Clock()
+
+    def damage(policy: str, what: str) -> None:
+        objects = {
+            "record": (f"policies/{policy}.json", b"{not json"),
+            "ack": (f"acks/{policy}/api.json", b'{"replicas": "x"}'),
+            "run": (f"runs/{policy}.json", b'{"last_run_at": "yesterday"}'),
+        }
+        path, data = objects[what]
+        client.bucket(bucket).blob(f"{prefix}/{path}").upload_from_string(data)
+
+    def raw() -> str:
+        """Every object in the bucket, name and content."""
+        blobs = list(client.list_blobs(bucket))
+        return json.dumps({b.name: b.download_as_bytes().decode() for b in blobs})
+
+    try:
+        yield Backend(
+            "gcs",
+            lambda: GcsStateStore(settings, client, clock=clock),
+            raw,
+            clock=clock,
+            damage=damage,
+        )
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
 def memory_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The unit tests' fake, held to the same contract as the real backends."""
     del request
@@ -243,4 +285,5 @@ BACKENDS: dict[
     "dynamodb": dynamodb_backend,
     "memory": memory_backend,
     "vault": vault_backend,
+    "gcs": gcs_backend,
 }
