@@ -149,6 +149,15 @@ def _parser() -> argparse.ArgumentParser:
     from bridge.emulator.options import add_arguments  # the options only, not the server
 
     add_arguments(emulator)
+    gcp_emulator = commands.add_parser(
+        "gcp-emulator",
+        help="Serve a local Secret Manager (insecure gRPC, loopback) for demos and checks.",
+        description="A local stand-in for Google Secret Manager (Google ships no emulator): "
+        "point a target at it with endpoint = '127.0.0.1:PORT' and insecure = true.",
+    )
+    gcp_emulator.add_argument("--host", default="127.0.0.1", help="a loopback address")
+    gcp_emulator.add_argument("--port", type=int, default=8085)
+    gcp_emulator.set_defaults(handler=_gcp_emulator)
     return parser
 
 
@@ -354,6 +363,12 @@ def _emulator(args: argparse.Namespace) -> int:
     from bridge.emulator.cli import run
 
     return run(args)
+
+
+def _gcp_emulator(args: argparse.Namespace) -> int:
+    from bridge.wiring import serve_gcp_emulator
+
+    return serve_gcp_emulator(args.host, args.port)
 
 
 def _print_json(data: Any) -> None:

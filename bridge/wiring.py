@@ -159,3 +159,16 @@ def fan_out(queue_url: str, policies: Sequence[str], connections: Connections) -
     """Send one SQS message per policy; returns how many were sent."""
     sent: int = connections.connection("aws").runtime.send_policies(queue_url, policies)
     return sent
+
+
+def serve_gcp_emulator(host: str, port: int) -> int:
+    """``langsmith-bridge gcp-emulator``: the Secret Manager fake, until interrupted.
+
+    Loaded by name, as the registry loads stores, so that the core's import graph never
+    reaches grpc (an import-linter contract).
+    """
+    import importlib
+
+    fake = importlib.import_module("providers.gcp.fake.__main__")
+    code: int = fake.main(["--host", host, "--port", str(port)])
+    return code
