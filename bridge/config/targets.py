@@ -14,8 +14,11 @@ from pydantic import Field
 
 from bridge.config.aws import AwsTarget
 from bridge.config.file import FileTarget
+from bridge.config.gcp import GcpTarget
 from bridge.config.vault import VaultTarget
 
-TargetConfig = Annotated[FileTarget | AwsTarget | VaultTarget, Field(discriminator="provider")]
+TargetConfig = Annotated[
+    FileTarget | AwsTarget | VaultTarget | GcpTarget, Field(discriminator="provider")
+]
 
-__all__ = ["AwsTarget", "FileTarget", "TargetConfig", "VaultTarget"]
+__all__ = ["AwsTarget", "FileTarget", "GcpTarget", "TargetConfig", "VaultTarget"]

@@ -1,8 +1,11 @@
-"""Google Cloud: the GCS state backend (and, next, Secret Manager targets), on one client
-per service per process (``GcpConnection``). Only the Google client libraries are imported.
+"""Google Cloud: Secret Manager targets and the GCS state backend, on one client per
+service and endpoint per process (``GcpConnection``). Only the Google client libraries are
+imported.
 
-Modules: ``gcs_state`` (the state backend), ``gcs_layout`` (what each state object holds),
-``gcs_objects`` (the GCS calls, the client, and their errors).
+Modules: ``secret_manager`` (the target), ``sm_calls`` (its RPCs, labels and errors),
+``sm_client`` (building its client); ``gcs_state`` (the state backend), ``gcs_layout``
+(what each state object holds), ``gcs_objects`` (the GCS calls, the client, their errors);
+``fake`` (a local Secret Manager).
 """
 
 from __future__ import annotations
@@ -11,22 +14,45 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from bridge.config.gcp import GcsStateSettings
+from bridge.config.gcp import GcpTarget, GcsStateSettings
 
 if TYPE_CHECKING:
+    from bridge.provider import Provider
     from bridge.state.protocol import StateStore
 
 
 class GcpConnection:
     """The process's Google clients, shared by every target, state backend and run.
 
-    One ``storage.Client`` per (endpoint, project), made on first use and closed by
-    ``close``: a client holds an HTTP session and, under ADC, a token it refreshes.
+    One ``storage.Client`` per (endpoint, project) and one ``SecretManagerServiceClient``
+    per endpoint, made on first use and closed by ``close``: a client holds a connection
+    and, under ADC, a token it refreshes.
     """
 
     def __init__(self, **_options: Any) -> None:
         self._storage: dict[tuple[str | None, str | None], Any] = {}
+        self._secret_manager: dict[tuple[str | None, bool], Any] = {}
         self._lock = threading.Lock()
+
+    def secret_manager_client(self, target: GcpTarget) -> Any:
+        """The shared Secret Manager client for ``target``'s endpoint."""
+        from providers.gcp.sm_client import client
+
+        key = (target.endpoint, target.insecure)
+        with self._lock:
+            if key not in self._secret_manager:
+                self._secret_manager[key] = client(target)
+            return self._secret_manager[key]
+
+    def target(self, target: GcpTarget, policy: str) -> Provider:
+        """The adapter of one Secret Manager secret, on the shared client (made on its
+        first call, so opening a target builds no client and reads no credentials)."""
+        from providers.gcp.secret_manager import SecretManagerProvider
+
+        provider: Provider = SecretManagerProvider(
+            target, policy, connect=lambda: self.secret_manager_client(target)
+        )
+        return provider
 
     def storage_client(self, settings: GcsStateSettings) -> Any:
         """The shared ``storage.Client`` for ``settings``' endpoint and project."""
@@ -45,11 +71,17 @@ class GcpConnection:
         return store
 
     def close(self) -> None:
+        from providers.gcp.sm_client import close
+
         with self._lock:
             clients, self._storage = list(self._storage.values()), {}
+            managers, self._secret_manager = list(self._secret_manager.values()), {}
         for made in clients:
             with contextlib.suppress(Exception):
                 made.close()
+        for made in managers:
+            with contextlib.suppress(Exception):
+                close(made)
 
 
 __all__ = ["GcpConnection"]

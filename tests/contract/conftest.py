@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from bridge.config.targets import AwsTarget, FileTarget, VaultTarget
+from bridge.config.targets import AwsTarget, FileTarget, GcpTarget, VaultTarget
 from bridge.config.vault import VaultSettings
 from bridge.payload import Format, Payload, encode
 from bridge.provider import Provider
@@ -234,6 +234,116 @@ def vault_target(request: pytest.FixtureRequest, policy: str) -> Iterator[Opened
             root.adapter.close()
 
 
+# -- gcp -------------------------------------------------------------------------------
+
+GCP_PROJECT = "demo-project"
+
+
+@dataclass(frozen=True)
+class GcpTamper:
+    """An operator with ``gcloud secrets``: plain Secret Manager RPCs, no bridge code."""
+
+    client: Any  # a SecretManagerServiceClient on the fake
+    name: str  # projects/P/secrets/S
+
+    def write_foreign(self, env: Mapping[str, str]) -> None:
+        """A new version made what ``versions/current`` reads (created unlabelled)."""
+        self._write(encode(env, "json"), labels=None)
+
+    def write_owned_by(self, payload: Payload) -> None:
+        from providers.gcp.sm_calls import POLICY_ANNOTATION, owner_labels
+
+        labels = owner_labels(payload.policy)
+        annotations = {POLICY_ANNOTATION: payload.policy}
+        self._write(encode(payload.reveal_env(), "json"), labels, annotations)
+
+    def delete(self) -> None:
+        self.client.delete_secret(request={"name": self.name})
+
+    def snapshot(self) -> Hashable:
+        """The secret's etag, labels, annotations and aliases, and every version's state."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            secret = self.client.get_secret(request={"name": self.name})
+        except NotFound:
+            return None
+        versions = self.client.list_secret_versions(request={"parent": self.name})
+        return (
+            secret.etag,
+            tuple(sorted(secret.labels.items())),
+            tuple(sorted(secret.annotations.items())),
+            tuple(sorted(secret.version_aliases.items())),
+            tuple(sorted((v.name, int(v.state), v.etag) for v in versions)),
+        )
+
+    def _write(
+        self,
+        text: str,
+        labels: Mapping[str, str] | None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            secret = self.client.get_secret(request={"name": self.name})
+        except NotFound:
+            project, _, secret_id = self.name.removeprefix("projects/").partition("/secrets/")
+            secret = self.client.create_secret(
+                request={
+                    "parent": f"projects/{project}",
+                    "secret_id": secret_id,
+                    "secret": {"replication": {"automatic": {}}},
+                }
+            )
+        version = self.client.add_secret_version(
+            request={"parent": self.name, "payload": {"data": text.encode()}}
+        )
+        number = int(version.name.rsplit("/", 1)[-1])
+        aliases = dict(secret.version_aliases)
+        if "current" in aliases:
+            aliases["previous"] = aliases["current"]
+        aliases["current"] = number
+        update: dict[str, Any] = {"name": self.name, "version_aliases": aliases}
+        paths = ["version_aliases"]
+        if labels is not None:
+            update["labels"] = {**secret.labels, **labels}
+            update["annotations"] = {**secret.annotations, **(annotations or {})}
+            paths += ["labels", "annotations"]
+        self.client.update_secret(request={"secret": update, "update_mask": {"paths": paths}})
+
+
+@contextlib.contextmanager
+def gcp_target(request: pytest.FixtureRequest, policy: str) -> Iterator[Opened]:
+    import grpc
+    from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+    from google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc import (
+        SecretManagerServiceGrpcTransport,
+    )
+
+    from providers.gcp.fake import FakeSecretManager
+
+    with FakeSecretManager() as fake:
+        config = GcpTarget.model_validate(
+            {
+                "provider": "gcp",
+                "project": GCP_PROJECT,
+                "secret": f"langsmith-{policy}",
+                "endpoint": fake.target,
+                "insecure": True,
+            }
+        )
+        channel = grpc.insecure_channel(fake.target)
+        client = SecretManagerServiceClient(
+            transport=SecretManagerServiceGrpcTransport(channel=channel)
+        )
+        try:
+            with Connections() as connections:
+                yield connections.open(config, policy), GcpTamper(client, config.name), connections
+        finally:
+            channel.close()
+
+
 # -- the table -------------------------------------------------------------------------
 
 
@@ -242,6 +352,7 @@ FACTORIES: dict[str, ProviderFactory] = {
     "file-json": lambda request, policy: file_target(request, policy, fmt="json"),
     "aws": aws_target,
     "vault": vault_target,
+    "gcp": gcp_target,
 }
 
 

@@ -13,7 +13,8 @@ Modules: ``store`` (state and semantics), ``faults`` (switches), ``server`` (gRP
 from __future__ import annotations
 
 from providers.gcp.fake.faults import Faults
+from providers.gcp.fake.rules import FakeStatus
 from providers.gcp.fake.server import SERVICE_NAME, FakeSecretManager
-from providers.gcp.fake.store import FakeStatus, SecretStore
+from providers.gcp.fake.store import SecretStore
 
 __all__ = ["SERVICE_NAME", "FakeSecretManager", "FakeStatus", "Faults", "SecretStore"]

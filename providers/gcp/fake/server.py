@@ -16,7 +16,8 @@ import grpc  # type: ignore[import-untyped]
 from google.cloud.secretmanager_v1.types import service
 
 from providers.gcp.fake.faults import Faults
-from providers.gcp.fake.store import FakeStatus, SecretStore
+from providers.gcp.fake.rules import FakeStatus
+from providers.gcp.fake.store import SecretStore
 
 SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -20,7 +20,6 @@ import itertools
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -28,11 +27,21 @@ from typing import TypeVar
 import google_crc32c
 from google.cloud.secretmanager_v1.types import resources, service
 
+from providers.gcp.fake.rules import (
+    FakeStatus,
+    apply,
+    check_aliases,
+    check_annotations,
+    check_labels,
+    paged,
+    secret_filter,
+    state_filter,
+)
+
 State = resources.SecretVersion.State
 _T = TypeVar("_T")
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_ALIASES = 50
 UPDATABLE_FIELDS = frozenset(
     {
         "labels",
@@ -49,20 +58,6 @@ _PROJECT = re.compile(r"^projects/([^/]+)$")
 _SECRET = re.compile(r"^projects/([^/]+)/secrets/([^/]+)$")
 _VERSION = re.compile(r"^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_ANNOTATION_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-_RESERVED_ALIASES = frozenset({"latest", "NEW"})
-
-
-class FakeStatus(Exception):
-    """A failed call: the gRPC status code name (``"NOT_FOUND"``) and its message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -162,8 +157,8 @@ class SecretStore:
             "automatic" in secret.replication or "user_managed" in secret.replication
         ):
             raise FakeStatus("INVALID_ARGUMENT", "Secret.replication is required.")
-        _check_labels(secret.labels)
-        _check_annotations(secret.annotations)
+        check_labels(secret.labels)
+        check_annotations(secret.annotations)
         if secret.version_aliases:
             raise FakeStatus("INVALID_ARGUMENT", "A new secret has no versions to alias.")
         name = f"{request.parent}/secrets/{request.secret_id}"
@@ -195,10 +190,10 @@ class SecretStore:
             self._check_etag(request.secret.etag, current.etag, f"secret {current.name}")
             updated = _copy_secret(current)
             for path in paths:
-                _apply(updated, request.secret, path)
-            _check_labels(updated.labels)
-            _check_annotations(updated.annotations)
-            _check_aliases(record, updated.version_aliases)
+                apply(updated, request.secret, path)
+            check_labels(updated.labels)
+            check_annotations(updated.annotations)
+            check_aliases(record.versions, updated.version_aliases)
             updated.etag = self._etag()
             record.message = updated
             return _copy_secret(updated)
@@ -214,14 +209,14 @@ class SecretStore:
         """``ListSecrets`` of a project, in creation order, filtered and paged."""
         if not _PROJECT.match(request.parent):
             raise FakeStatus("INVALID_ARGUMENT", f"Invalid parent {request.parent!r}.")
-        matches = _secret_filter(request.filter)
+        matches = secret_filter(request.filter)
         with self._lock:
             found = [
                 _copy_secret(record.message)
                 for name, record in self._secrets.items()
                 if name.startswith(request.parent + "/secrets/") and matches(record.message)
             ]
-        page, token = _page(found, request.page_size, request.page_token)
+        page, token = paged(found, request.page_size, request.page_token)
         return service.ListSecretsResponse(
             secrets=page, next_page_token=token, total_size=len(found)
         )
@@ -278,7 +273,7 @@ class SecretStore:
         self, request: service.ListSecretVersionsRequest
     ) -> service.ListSecretVersionsResponse:
         """``ListSecretVersions``, newest first; ``filter`` understands ``state:STATE``."""
-        states = _state_filter(request.filter)
+        states = state_filter(request.filter)
         with self._lock:
             record = self._secret(request.parent)
             found = [
@@ -286,7 +281,7 @@ class SecretStore:
                 for number, version in sorted(record.versions.items(), reverse=True)
                 if states is None or version.message.state in states
             ]
-        page, token = _page(found, request.page_size, request.page_token)
+        page, token = paged(found, request.page_size, request.page_token)
         return service.ListSecretVersionsResponse(
             versions=page, next_page_token=token, total_size=len(found)
         )
@@ -325,106 +320,3 @@ class SecretStore:
             # The etag changes even when the state does not (documented).
             message.etag = self._etag()
             return _copy_version(message)
-
-
-# -- validation and helpers -----------------------------------------------------------
-
-
-def _apply(target: resources.Secret, source: resources.Secret, path: str) -> None:
-    if path == "labels":
-        target.labels.clear()
-        target.labels.update(source.labels)
-    elif path == "annotations":
-        target.annotations.clear()
-        target.annotations.update(source.annotations)
-    elif path == "version_aliases":
-        target.version_aliases.clear()
-        target.version_aliases.update(source.version_aliases)
-    elif path in source:
-        setattr(target, path, getattr(source, path))
-    else:
-        delattr(target, path)
-
-
-def _check_labels(labels: Mapping[str, str]) -> None:
-    items = dict(labels)
-    if len(items) > 64:
-        raise FakeStatus("INVALID_ARGUMENT", "No more than 64 labels are allowed.")
-    for key, value in items.items():
-        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
-            raise FakeStatus("INVALID_ARGUMENT", f"Invalid label {key!r}.")
-
-
-def _check_annotations(annotations: Mapping[str, str]) -> None:
-    items = dict(annotations)
-    if sum(len(k.encode()) + len(v.encode()) for k, v in items.items()) >= 16 * 1024:
-        raise FakeStatus("INVALID_ARGUMENT", "Annotations must total less than 16 KiB.")
-    for key in items:
-        if not _ANNOTATION_KEY.match(key):
-            raise FakeStatus("INVALID_ARGUMENT", f"Invalid annotation key {key!r}.")
-
-
-def _check_aliases(record: _Secret, aliases: Mapping[str, int]) -> None:
-    items = dict(aliases)
-    if len(items) > MAX_ALIASES:
-        raise FakeStatus("INVALID_ARGUMENT", f"No more than {MAX_ALIASES} aliases are allowed.")
-    for alias, number in items.items():
-        if not _ALIAS.match(alias) or alias in _RESERVED_ALIASES:
-            raise FakeStatus("INVALID_ARGUMENT", f"Invalid version alias {alias!r}.")
-        if int(number) not in record.versions:
-            raise FakeStatus(
-                "INVALID_ARGUMENT", f"Alias {alias!r} names version {number}, which does not exist."
-            )
-
-
-def _secret_filter(text: str) -> Callable[[resources.Secret], bool]:
-    """The part of the list filter syntax a target needs: ``labels.KEY=VALUE``,
-    ``labels.KEY:*`` and ``name:TEXT`` terms joined by spaces or ``AND``."""
-    terms = [term for term in text.split() if term != "AND"]
-    checks: list[Callable[[resources.Secret], bool]] = []
-    for term in terms:
-        label = re.fullmatch(r"labels\.([^=:]+)([=:])(.*)", term)
-        if label:
-            key, op, value = label.groups()
-            value = value.strip('"')
-            checks.append(_label_check(key, None if op == ":" and value == "*" else value))
-        elif term.startswith("name:"):
-            checks.append(_name_check(term[5:].strip('"')))
-        else:
-            raise FakeStatus("INVALID_ARGUMENT", f"Unsupported filter term {term!r}.")
-    return lambda secret: all(check(secret) for check in checks)
-
-
-def _label_check(key: str, value: str | None) -> Callable[[resources.Secret], bool]:
-    def check(secret: resources.Secret) -> bool:
-        return key in secret.labels if value is None else secret.labels.get(key) == value
-
-    return check
-
-
-def _name_check(text: str) -> Callable[[resources.Secret], bool]:
-    def check(secret: resources.Secret) -> bool:
-        return text in secret.name.rsplit("/", 1)[-1]
-
-    return check
-
-
-def _state_filter(text: str) -> set[int] | None:
-    if not text.strip():
-        return None
-    states: set[int] = set()
-    for term in text.replace(" OR ", " ").split():
-        match = re.fullmatch(r"state:(ENABLED|DISABLED|DESTROYED)", term)
-        if not match:
-            raise FakeStatus("INVALID_ARGUMENT", f"Unsupported filter term {term!r}.")
-        states.add(int(State.__members__[match.group(1)]))
-    return states
-
-
-def _page(items: list[_T], size: int, token: str) -> tuple[list[_T], str]:
-    start = int(token) if token.isdigit() else 0
-    if token and not token.isdigit():
-        raise FakeStatus("INVALID_ARGUMENT", "Invalid page token.")
-    size = size if size > 0 else 25000
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else "")

@@ -1,0 +1,41 @@
+"""The ``SecretManagerServiceClient`` a target's endpoint needs: over an explicit insecure
+gRPC channel with no credentials for a loopback fake, else TLS with Application Default
+Credentials (the metadata server on Cloud Run/GKE, ``GOOGLE_APPLICATION_CREDENTIALS``).
+The only module that builds one; ``GcpConnection`` keeps one per endpoint per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config.gcp import GcpTarget
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+
+
+def client(target: GcpTarget) -> Any:
+    """A new client for ``target``'s endpoint (``Any``: the SDK object, at the edge)."""
+    from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+    from google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc import (
+        SecretManagerServiceGrpcTransport,
+    )
+
+    if target.insecure:
+        import grpc  # type: ignore[import-untyped]
+
+        # ``api_endpoint`` with anonymous credentials would still open TLS; only an
+        # explicit channel speaks plain text (loopback only, checked by the config).
+        channel = grpc.insecure_channel(target.endpoint)
+        transport = SecretManagerServiceGrpcTransport(channel=channel)
+        return SecretManagerServiceClient(transport=transport)
+    import google.auth
+    from google.api_core.client_options import ClientOptions
+
+    credentials, _project = google.auth.default(scopes=list(SCOPES))
+    options = ClientOptions(api_endpoint=target.endpoint) if target.endpoint else None
+    return SecretManagerServiceClient(credentials=credentials, client_options=options)
+
+
+def close(made: Any) -> None:
+    """Close a client's transport (its gRPC channel)."""
+    made.transport.close()
