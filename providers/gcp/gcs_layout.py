@@ -27,23 +27,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from bridge.state.model import DEPLOYMENT_ID, Ack, PolicyRecord, Run
+# The pieces every document-style backend shares (bridge.state.documents), under the
+# names this backend's modules use.
+from bridge.state.documents import (
+    PARSE_ERRORS,
+    RELEASED,
+    Malformed,
+    describe_damage,
+    now_ms,
+    read_ack,
+    read_deployment,
+    read_lease,
+    read_run,
+)
+from bridge.state.documents import Lease as LeaseDocument
+from bridge.state.documents import ack_fields as ack_value
+from bridge.state.documents import lease_fields as lease_document
+from bridge.state.documents import run_fields as run_document
+from bridge.state.model import Ack, PolicyRecord
 
 POLICIES, RUNS, LEASES, ACKS = "policies", "runs", "leases", "acks"
 DEPLOYMENT = "meta/deployment.json"
 # What reading a damaged object raises (pydantic's ValidationError is a ValueError).
-PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
-
-
-class Malformed(ValueError):
-    """An object of the wrong shape; its message names what, never the content."""
 
 
 def policy_path(policy: str) -> str:
@@ -109,69 +116,10 @@ def read_record(policy: str, document: dict[str, Any]) -> PolicyRecord:
     return PolicyRecord.model_validate({**record, "policy": policy, "version": version})
 
 
-def run_document(run: Run) -> dict[str, Any]:
-    return run.model_dump(mode="json")
-
-
-def read_run(document: dict[str, Any]) -> Run:
-    return Run.model_validate(document)
-
-
 # -- leases ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LeaseDocument:
-    """A lease as stored: its holder's token (``""``: released) and its expiry."""
-
-    holder: str
-    expires_ms: int
-
-    def free(self, now: datetime, me: str) -> bool:
-        """Whether ``me`` may take it: released, expired, or already ours."""
-        return self.holder in ("", me) or self.expires_ms < now_ms(now)
-
-    @property
-    def owner(self) -> str:
-        """The holder's owner string, without its per-acquisition token."""
-        return self.holder.rpartition("#")[0] or self.holder
-
-    def gone(self) -> str:
-        """Why this object no longer fences the writes of whoever held it before."""
-        if self.holder:
-            return f"the lease was taken over by {self.owner}"
-        return "the lease was released or is gone"
-
-
-def now_ms(now: datetime) -> int:
-    return math.floor(now.timestamp() * 1000)
-
-
-def lease_document(holder: str, until: datetime) -> dict[str, Any]:
-    return {
-        "holder": holder,
-        "expires_at": until.isoformat(),
-        "expires_at_ms": math.ceil(until.timestamp() * 1000),
-    }
-
-
-RELEASED: dict[str, Any] = {"holder": "", "expires_at": "", "expires_at_ms": 0}
-
-
-def read_lease(document: dict[str, Any]) -> LeaseDocument:
-    holder, expires = document["holder"], document["expires_at_ms"]
-    if not isinstance(holder, str) or not isinstance(expires, int) or isinstance(expires, bool):
-        raise Malformed("holder or expires_at_ms of the wrong type")
-    return LeaseDocument(holder, expires)
-
-
 # -- acknowledgements ------------------------------------------------------------------
-
-
-def ack_value(ack: Ack) -> dict[str, str]:
-    """An ack as the value of its replica in the consumer object's map."""
-    fields = ack.model_dump(mode="json", include={"fingerprint", "at", "proof"})
-    return {name: value for name, value in fields.items() if value is not None}
 
 
 def replicas(document: dict[str, Any]) -> dict[str, Any]:
@@ -182,34 +130,36 @@ def replicas(document: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def read_ack(consumer: str, replica: str, value: object) -> Ack:
-    if not isinstance(value, dict):
-        raise Malformed("an ack of a replica is not a JSON object")
-    return Ack.model_validate({**value, "consumer": consumer, "replica": replica})
-
-
 def read_acks(consumer: str, document: dict[str, Any]) -> list[Ack]:
     return [read_ack(consumer, r, value) for r, value in replicas(document).items()]
 
 
 # -- the deployment id -----------------------------------------------------------------
 
-
-def read_deployment(document: dict[str, Any]) -> str:
-    value = document["id"]
-    if not isinstance(value, str) or not DEPLOYMENT_ID.fullmatch(value):
-        raise Malformed("no valid id")
-    return value
-
-
-def describe_damage(exc: BaseException) -> str:
-    """A failure to read an object, in a few words and without the object's content."""
-    if isinstance(exc, ValidationError):
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in error["loc"])
-        return f"{where}: {error['msg']}" if where else error["msg"]
-    if isinstance(exc, KeyError):
-        return f"no field {exc.args[0]!r}"
-    if isinstance(exc, Malformed):
-        return str(exc)
-    return type(exc).__name__  # others may quote what they failed on
+__all__ = [
+    "DEPLOYMENT",
+    "PARSE_ERRORS",
+    "RELEASED",
+    "LeaseDocument",
+    "Malformed",
+    "ack_path",
+    "ack_value",
+    "decode",
+    "describe_damage",
+    "encode",
+    "lease_document",
+    "lease_path",
+    "now_ms",
+    "policy_path",
+    "read_ack",
+    "read_acks",
+    "read_deployment",
+    "read_lease",
+    "read_record",
+    "read_run",
+    "record_document",
+    "record_version",
+    "replicas",
+    "run_document",
+    "run_path",
+]

@@ -30,23 +30,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from bridge.state.model import DEPLOYMENT_ID, Ack, PolicyRecord, Run
+# The pieces every document-style backend shares (bridge.state.documents), under the
+# names this backend's modules use.
+from bridge.state.documents import (
+    PARSE_ERRORS,
+    RELEASED,
+    Malformed,
+    describe_damage,
+    now_ms,
+    read_ack,
+    read_deployment,
+    read_lease,
+    read_run,
+)
+from bridge.state.documents import Lease as LeaseEntry
+from bridge.state.documents import ack_fields as ack_entry
+from bridge.state.documents import lease_fields as lease_data
+from bridge.state.documents import run_fields as run_data
+from bridge.state.model import Ack, PolicyRecord
 
 POLICIES, RUNS, LEASES, ACKS = "policies", "runs", "leases", "acks"
 DEPLOYMENT = "meta/deployment"
 # What reading a damaged entry raises (pydantic's ValidationError is a ValueError).
-PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
-
-
-class Malformed(ValueError):
-    """An entry of the wrong shape; its message names what, never the content."""
 
 
 def policy_path(policy: str) -> str:
@@ -85,69 +92,10 @@ def read_record(policy: str, version: int, data: dict[str, Any]) -> PolicyRecord
     return PolicyRecord.model_validate({**record, "policy": policy, "version": version})
 
 
-def run_data(run: Run) -> dict[str, Any]:
-    return run.model_dump(mode="json")
-
-
-def read_run(data: dict[str, Any]) -> Run:
-    return Run.model_validate(data)
-
-
 # -- leases ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LeaseEntry:
-    """A lease as stored: its holder's token (``""``: released) and its expiry."""
-
-    holder: str
-    expires_ms: int
-
-    def free(self, now: datetime, me: str) -> bool:
-        """Whether ``me`` may take it: released, expired, or already ours."""
-        return self.holder in ("", me) or self.expires_ms < now_ms(now)
-
-    @property
-    def owner(self) -> str:
-        """The holder's owner string, without its per-acquisition token."""
-        return self.holder.rpartition("#")[0] or self.holder
-
-    def gone(self) -> str:
-        """Why this entry no longer fences the writes of whoever held it before."""
-        if self.holder:
-            return f"the lease was taken over by {self.owner}"
-        return "the lease was released or is gone"
-
-
-def now_ms(now: datetime) -> int:
-    return math.floor(now.timestamp() * 1000)
-
-
-def lease_data(holder: str, until: datetime) -> dict[str, Any]:
-    return {
-        "holder": holder,
-        "expires_at": until.isoformat(),
-        "expires_at_ms": math.ceil(until.timestamp() * 1000),
-    }
-
-
-RELEASED: dict[str, Any] = {"holder": "", "expires_at": "", "expires_at_ms": 0}
-
-
-def read_lease(data: dict[str, Any]) -> LeaseEntry:
-    holder, expires = data["holder"], data["expires_at_ms"]
-    if not isinstance(holder, str) or not isinstance(expires, int) or isinstance(expires, bool):
-        raise Malformed("holder or expires_at_ms of the wrong type")
-    return LeaseEntry(holder, expires)
-
-
 # -- acknowledgements ------------------------------------------------------------------
-
-
-def ack_entry(ack: Ack) -> dict[str, str]:
-    """An ack as the value of its replica in the consumer entry's map."""
-    fields = ack.model_dump(mode="json", include={"fingerprint", "at", "proof"})
-    return {name: value for name, value in fields.items() if value is not None}
 
 
 def replicas(data: dict[str, Any]) -> dict[str, Any]:
@@ -163,24 +111,11 @@ def replicas_data(held: dict[str, Any]) -> dict[str, Any]:
     return {"replicas": json.dumps(held, separators=(",", ":"))}
 
 
-def read_ack(consumer: str, replica: str, entry: object) -> Ack:
-    if not isinstance(entry, dict):
-        raise Malformed("an ack of a replica is not a JSON object")
-    return Ack.model_validate({**entry, "consumer": consumer, "replica": replica})
-
-
 def read_acks(consumer: str, data: dict[str, Any]) -> list[Ack]:
     return [read_ack(consumer, r, entry) for r, entry in replicas(data).items()]
 
 
 # -- the deployment id -----------------------------------------------------------------
-
-
-def read_deployment(data: dict[str, Any]) -> str:
-    value = data["id"]
-    if not isinstance(value, str) or not DEPLOYMENT_ID.fullmatch(value):
-        raise Malformed("no valid id")
-    return value
 
 
 def _json(text: object, what: str) -> object:
@@ -192,14 +127,28 @@ def _json(text: object, what: str) -> object:
         raise Malformed(f"{what} is not JSON") from None
 
 
-def describe_damage(exc: BaseException) -> str:
-    """A failure to read an entry, in a few words and without the entry's content."""
-    if isinstance(exc, ValidationError):
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in error["loc"])
-        return f"{where}: {error['msg']}" if where else error["msg"]
-    if isinstance(exc, KeyError):
-        return f"no field {exc.args[0]!r}"
-    if isinstance(exc, Malformed):
-        return str(exc)
-    return type(exc).__name__  # others may quote what they failed on
+__all__ = [
+    "DEPLOYMENT",
+    "PARSE_ERRORS",
+    "RELEASED",
+    "LeaseEntry",
+    "Malformed",
+    "ack_entry",
+    "ack_path",
+    "describe_damage",
+    "lease_data",
+    "lease_path",
+    "now_ms",
+    "policy_path",
+    "read_ack",
+    "read_acks",
+    "read_deployment",
+    "read_lease",
+    "read_record",
+    "read_run",
+    "record_data",
+    "replicas",
+    "replicas_data",
+    "run_data",
+    "run_path",
+]

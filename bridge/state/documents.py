@@ -1,0 +1,115 @@
+"""What the document-style state backends (Vault KV, GCS) store, and how they read it back:
+the parts of their layouts that are the same whatever holds the bytes. Each backend keeps
+its own paths and its own compare-and-swap token (a KV version, an object generation).
+
+Reading is strict and says what is wrong in a few words, never quoting the document: a
+damaged entry must not echo what may have been pasted into it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.state.model import DEPLOYMENT_ID, Ack, Run
+
+PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+
+
+class Malformed(ValueError):
+    """A stored document that does not have the shape the bridge writes."""
+
+
+def run_fields(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json")
+
+
+def read_run(fields: dict[str, Any]) -> Run:
+    return Run.model_validate(fields)
+
+
+# -- leases ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease as stored: its holder's token (``""``: released) and its expiry."""
+
+    holder: str
+    expires_ms: int
+
+    def free(self, now: datetime, me: str) -> bool:
+        """Whether ``me`` may take it: released, expired, or already ours."""
+        return self.holder in ("", me) or self.expires_ms < now_ms(now)
+
+    @property
+    def owner(self) -> str:
+        """The holder's owner string, without its per-acquisition token."""
+        return self.holder.rpartition("#")[0] or self.holder
+
+    def gone(self) -> str:
+        """Why this lease no longer fences the writes of whoever held it before."""
+        if self.holder:
+            return f"the lease was taken over by {self.owner}"
+        return "the lease was released or is gone"
+
+
+def now_ms(now: datetime) -> int:
+    return math.floor(now.timestamp() * 1000)
+
+
+def lease_fields(holder: str, until: datetime) -> dict[str, Any]:
+    return {
+        "holder": holder,
+        "expires_at": until.isoformat(),
+        "expires_at_ms": math.ceil(until.timestamp() * 1000),
+    }
+
+
+RELEASED: dict[str, Any] = {"holder": "", "expires_at": "", "expires_at_ms": 0}
+
+
+def read_lease(fields: dict[str, Any]) -> Lease:
+    holder, expires = fields["holder"], fields["expires_at_ms"]
+    if not isinstance(holder, str) or not isinstance(expires, int) or isinstance(expires, bool):
+        raise Malformed("holder or expires_at_ms of the wrong type")
+    return Lease(holder, expires)
+
+
+# -- acknowledgements and the deployment id --------------------------------------------
+
+
+def ack_fields(ack: Ack) -> dict[str, str]:
+    """An ack as the value of its replica in the consumer document's map."""
+    fields = ack.model_dump(mode="json", include={"fingerprint", "at", "proof"})
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def read_ack(consumer: str, replica: str, value: object) -> Ack:
+    if not isinstance(value, dict):
+        raise Malformed("an ack of a replica is not a JSON object")
+    return Ack.model_validate({**value, "consumer": consumer, "replica": replica})
+
+
+def read_deployment(fields: dict[str, Any]) -> str:
+    value = fields["id"]
+    if not isinstance(value, str) or not DEPLOYMENT_ID.fullmatch(value):
+        raise Malformed("no valid id")
+    return value
+
+
+def describe_damage(exc: BaseException) -> str:
+    """A failure to read a document, in a few words and without its content."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"{where}: {error['msg']}" if where else error["msg"]
+    if isinstance(exc, KeyError):
+        return f"no field {exc.args[0]!r}"
+    if isinstance(exc, Malformed):
+        return str(exc)
+    return type(exc).__name__  # others may quote what they failed on
