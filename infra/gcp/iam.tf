@@ -19,6 +19,7 @@ resource "google_project_iam_custom_role" "bridge_secrets" {
     "secretmanager.versions.add",
     "secretmanager.versions.access",
     "secretmanager.versions.get",
+    "secretmanager.versions.list",
     "secretmanager.versions.disable",
     "secretmanager.versions.destroy",
   ]

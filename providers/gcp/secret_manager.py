@@ -14,6 +14,9 @@
   instead of being overwritten. The version reference is the version number.
 * ``retire`` takes ``previous`` off a superseded version and disables it (destroys it with
   ``destroy_retired``), never the current one.
+* A run killed between ``AddSecretVersion`` and the alias move leaves an ENABLED version no
+  alias names. The next publish of that payload makes it current instead of adding a twin;
+  if its rotation is abandoned, ``discard`` disables it before its key is deleted.
 
 A no-op run costs one ``GetSecret``: when ``current`` names a version the state recorded,
 its content is known (versions are immutable), so no value is accessed.
@@ -152,6 +155,12 @@ class SecretManagerProvider:
                 self._move(view, current.version, None, adopting, operation)
             self._known[current.version] = payload.fingerprint
             return current.version
+        replaced = current.version if current else view.current
+        left = self._unaliased_holding(view, payload, operation)
+        if left is not None:  # a dead run's version of this payload: make it current
+            self._known[left] = payload.fingerprint
+            self._move(view, left, replaced, adopting, operation)
+            return left
         number = self._calls.add(secret_text(payload), operation)
         back = self._calls.access(number, operation)
         stored = None if back is None else payload_of(back[1], number)[0]
@@ -159,7 +168,6 @@ class SecretManagerProvider:
             message = f"version {number} does not hold the payload just written"
             raise self._calls.error(ProviderConflict, operation, message)
         self._known[number] = payload.fingerprint
-        replaced = current.version if current else view.current
         self._move(view, number, replaced, adopting, operation)
         return number
 
@@ -182,19 +190,21 @@ class SecretManagerProvider:
                 self._calls.update(view, operation, aliases=aliases)
             except ProviderConflict:
                 return  # the secret changed meanwhile: the next run judges it afresh
-        info = self._calls.state(version, operation)
-        if info is None or info.state == State.DESTROYED:
-            return
-        try:
-            if info.state == State.ENABLED:
-                info = self._calls.disable(info, operation)
-            if self.target.destroy_retired:
-                self._calls.destroy(info, operation)
-        except ProviderConflict:
-            return  # its state changed meanwhile (another retire): nothing left to do
+        self._retire_version(version, operation)
 
     def discard(self, rotation_id: str) -> None:
-        """Nothing is staged: a version is made current right after its read-back."""
+        """Retire the versions of ``rotation_id`` that never became current: a run killed
+        between ``AddSecretVersion`` and the alias move left them ENABLED, where a reader
+        of ``versions/latest`` (or of the number) would find a key about to be deleted."""
+        operation = "discard"
+        self._seen = None
+        view = self._calls.get(operation)
+        if view is None or view.ownership(self.policy) != "ours":
+            return
+        for number in self._unaliased(view, operation):
+            stored = self._stored(number, operation)
+            if stored and stored.owned_by(self.policy) and stored.rotation_id == rotation_id:
+                self._retire_version(number, operation)
 
     def validate(self) -> None:
         """The secret (if any) is the policy's and its current version is the policy's
@@ -278,14 +288,59 @@ class SecretManagerProvider:
     # -- reads and writes ----------------------------------------------------------------
 
     def _current(self, view: SecretView, operation: str) -> _Current | None:
-        """The version consumers read: ``current``, or ``latest`` before any alias."""
+        """The version consumers read: ``current``, or before any alias the newest
+        ENABLED one (``latest``, unless a discard disabled that)."""
         aliased = view.current is not None
-        got = self._calls.access(view.current or "latest", operation)
+        ref = view.current
+        if ref is None:
+            enabled = self._calls.enabled(operation)
+            if not enabled:
+                return None
+            ref = enabled[0]
+        got = self._calls.access(ref, operation)
         if got is None:
             return None
         number, data = got
         stored, unreadable = payload_of(data, number)
         return _Current(number, stored, unreadable, aliased)
+
+    def _unaliased(self, view: SecretView, operation: str) -> list[str]:
+        """ENABLED versions newer than ``current`` that no alias names, newest first:
+        added by a run that died before it moved ``current``."""
+        floor = int(view.current) if view.current else 0
+        named = set(view.aliases.values())
+        return [n for n in self._calls.enabled(operation) if int(n) > floor and n not in named]
+
+    def _unaliased_holding(self, view: SecretView, payload: Payload, operation: str) -> str | None:
+        """An unaliased version already holding ``payload``, which a publish makes current
+        instead of adding the same content again (the other would never be retired)."""
+        for number in self._unaliased(view, operation):
+            stored = self._stored(number, operation)
+            if stored is not None and stored.same_content(payload):
+                return number
+        return None
+
+    def _stored(self, number: str, operation: str) -> Stored | None:
+        """Version ``number``'s payload; ``None`` when it is gone, disabled meanwhile, or
+        not a payload."""
+        try:
+            got = self._calls.access(number, operation)
+        except ProviderConflict:
+            return None  # disabled since it was listed
+        return None if got is None else payload_of(got[1], number)[0]
+
+    def _retire_version(self, version: str, operation: str) -> None:
+        """Disable ``version`` (and destroy it with ``destroy_retired``)."""
+        info = self._calls.state(version, operation)
+        if info is None or info.state == State.DESTROYED:
+            return
+        try:
+            if info.state == State.ENABLED:
+                info = self._calls.disable(info, operation)
+            if self.target.destroy_retired:
+                self._calls.destroy(info, operation)
+        except ProviderConflict:
+            return  # its state changed meanwhile (another retire): nothing left to do
 
     def _move(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -42,6 +42,8 @@ PREVIOUS = "previous"
 TIMEOUT = 30.0
 """Seconds per call; the client's own retries are off (``retry=None``)."""
 
+LIST_PAGE = 100
+
 SECRET_MANAGER_PERMISSIONS: tuple[str, ...] = (
     "secretmanager.secrets.create",
     "secretmanager.secrets.get",
@@ -49,6 +51,7 @@ SECRET_MANAGER_PERMISSIONS: tuple[str, ...] = (
     "secretmanager.versions.add",
     "secretmanager.versions.access",
     "secretmanager.versions.get",
+    "secretmanager.versions.list",
     "secretmanager.versions.disable",
     "secretmanager.versions.destroy",
 )
@@ -83,6 +86,10 @@ class SecretManagerPort(Protocol):
     def get_secret_version(
         self, *, request: service.GetSecretVersionRequest, retry: None, timeout: float
     ) -> resources.SecretVersion: ...
+
+    def list_secret_versions(
+        self, *, request: service.ListSecretVersionsRequest, retry: None, timeout: float
+    ) -> Iterable[resources.SecretVersion]: ...
 
     def disable_secret_version(
         self, *, request: service.DisableSecretVersionRequest, retry: None, timeout: float
@@ -286,6 +293,20 @@ class SecretCalls:
         with self.translating(operation, "GetSecretVersion", absent_ok=True):
             return self._client.get_secret_version(request=request, retry=None, timeout=TIMEOUT)
         return None
+
+    def enabled(self, operation: str) -> list[str]:
+        """The numbers of the secret's ENABLED versions, newest first (few: retired
+        versions are disabled); empty when there is no such secret."""
+        request = service.ListSecretVersionsRequest(
+            parent=self.name, filter="state:ENABLED", page_size=LIST_PAGE
+        )
+        numbers: list[int] = []
+        with self.translating(operation, "ListSecretVersions", absent_ok=True):
+            versions = self._client.list_secret_versions(
+                request=request, retry=None, timeout=TIMEOUT
+            )
+            numbers = [int(version_number(str(v.name))) for v in versions]
+        return [str(n) for n in sorted(numbers, reverse=True)]
 
     def disable(self, version: resources.SecretVersion, operation: str) -> resources.SecretVersion:
         """Disable ``version`` if its etag is still the one read; returns it as now."""

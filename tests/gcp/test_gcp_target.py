@@ -24,7 +24,7 @@ from bridge.payload import ENDPOINT, WORKSPACE_ID, Payload
 from bridge.secrets import Secret
 from providers import Connections
 from providers.gcp.fake import FakeSecretManager
-from providers.gcp.secret_manager import SecretManagerProvider
+from providers.gcp.secret_manager import SecretManagerProvider, secret_text
 from providers.gcp.sm_calls import policy_label
 from tests.support.keys import new_key
 
@@ -140,6 +140,76 @@ def test_retire_destroys_the_version_when_configured(
     provider.retire(old)
 
     assert sm_client.get_secret_version(name=f"{NAME}/versions/{old}").state == State.DESTROYED
+
+
+def killed_after_add(sm_client: SecretManagerServiceClient, written: Payload) -> str:
+    """What a run killed between ``AddSecretVersion`` and the alias move leaves behind."""
+    added = sm_client.add_secret_version(
+        parent=NAME, payload=resources.SecretPayload(data=secret_text(written).encode())
+    )
+    return str(added.name).rsplit("/", 1)[-1]
+
+
+def test_a_version_a_killed_run_added_is_made_current_by_the_next_publish_not_twinned(
+    fake_sm: FakeSecretManager, connections: Connections, sm_client: SecretManagerServiceClient
+) -> None:
+    provider = open_target(connections, fake_sm)
+    first = provider.publish(payload())
+    resumed = payload()
+    left = killed_after_add(sm_client, resumed)
+
+    assert provider.publish(resumed) == left
+
+    assert dict(sm_client.get_secret(name=NAME).version_aliases) == {
+        "current": int(left),
+        "previous": int(first),
+    }
+    versions = sm_client.list_secret_versions(parent=NAME)
+    assert sorted(str(v.name).rsplit("/", 1)[-1] for v in versions) == [first, left]
+
+
+def test_discard_disables_the_abandoned_rotations_unaliased_version_only(
+    fake_sm: FakeSecretManager, connections: Connections, sm_client: SecretManagerServiceClient
+) -> None:
+    provider = open_target(connections, fake_sm)
+    live = provider.publish(payload())
+    abandoned, other = payload(), payload()
+    left = killed_after_add(sm_client, abandoned)
+    unrelated = killed_after_add(sm_client, other)
+
+    provider.discard(abandoned.rotation_id)
+
+    def state(number: str) -> int:
+        return sm_client.get_secret_version(name=f"{NAME}/versions/{number}").state
+
+    assert (state(left), state(unrelated), state(live)) == (
+        State.DISABLED,
+        State.ENABLED,
+        State.ENABLED,
+    )
+    assert dict(sm_client.get_secret(name=NAME).version_aliases) == {"current": int(live)}
+
+
+def test_a_new_secret_whose_only_version_was_discarded_reads_as_empty_not_failed(
+    fake_sm: FakeSecretManager, connections: Connections, sm_client: SecretManagerServiceClient
+) -> None:
+    provider = open_target(connections, fake_sm)
+    abandoned = payload()
+    provider.publish(abandoned)
+    sm_client.update_secret(  # as if killed before the alias move of the first publish
+        secret=resources.Secret(name=NAME, version_aliases={}),
+        update_mask={"paths": ["version_aliases"]},
+    )
+
+    provider.discard(abandoned.rotation_id)
+    seen = provider.observe({})
+
+    assert (seen.ownership, seen.fingerprint, seen.version) == ("ours", None, None)
+    assert provider.read() is None
+    replacement = payload()
+    number = provider.publish(replacement)
+    assert provider.observe({}).fingerprint == replacement.fingerprint
+    assert dict(sm_client.get_secret(name=NAME).version_aliases) == {"current": int(number)}
 
 
 def test_an_alias_moved_after_the_observation_fails_the_publish_as_a_conflict(
