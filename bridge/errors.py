@@ -27,7 +27,9 @@
     │   ├── LangSmithServerError        5xx, retryable
     │   ├── LangSmithUnavailable        connect/read failures and timeouts, retryable
     │   └── LangSmithProtocolError      a response the client cannot understand
-    └── RotationError                   a rotation step cannot go on (policy, rotation id)
+    ├── RotationError                   a rotation step cannot go on (policy, rotation id)
+    └── RequestRefused                  an inbound request failed authentication (a Pub/Sub
+                                        push): the caller learns only that it was refused
 
 ``retryable`` is the only attribute a retry policy reads. Messages never carry key
 material: only ids, ``short_key`` values and fingerprints.
@@ -194,3 +196,11 @@ class RotationError(BridgeError):
         super().__init__(f"{where}: {message}")
         self.policy = policy
         self.rotation_id = rotation_id
+
+
+class RequestRefused(BridgeError):
+    """An inbound request (a Pub/Sub push) failed authentication.
+
+    The message says why, for the log; the caller is told only that it was refused, so a
+    forger learns nothing about which check failed. Never carries the token itself.
+    """

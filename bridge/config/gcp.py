@@ -4,13 +4,29 @@ target. SDK-free, so any config validates without the ``gcp`` extra installed.""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from bridge.config.base import Frozen
+from bridge.config.durations import Duration
 
 BUCKET = r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"
+SERVICE_ACCOUNT = r"^[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com$"
+TOPIC = r"^projects/[a-z0-9][a-z0-9.:-]{0,62}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}$"
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+MIN_ROTATION_PERIOD = timedelta(hours=1)  # Secret Manager refuses a shorter rotation_period
+
+IMPERSONATE = Field(
+    None,
+    description=(
+        "A service account to act as, with the ambient credentials "
+        "(roles/iam.serviceAccountTokenCreator on it); default: the ambient identity."
+    ),
+    pattern=SERVICE_ACCOUNT,
+)
 
 
 class GcsStateSettings(Frozen):
@@ -27,6 +43,7 @@ class GcsStateSettings(Frozen):
         None,
         description="GCS endpoint (tests, private service connect), e.g. http://127.0.0.1:4443.",
     )
+    impersonate_service_account: str | None = IMPERSONATE
 
 
 RESOURCE_ID = r"^[A-Za-z0-9_-]{1,255}$"
@@ -78,6 +95,18 @@ class GcpTarget(Frozen):
     insecure: bool = Field(
         False, description="Plain-text gRPC, no credentials: loopback endpoints only (the fake)."
     )
+    impersonate_service_account: str | None = IMPERSONATE
+    rotation_topic: str | None = Field(
+        None,
+        pattern=TOPIC,
+        description=(
+            "For a secret the bridge creates: the Pub/Sub topic (projects/P/topics/T) its "
+            "SECRET_ROTATE events go to; with rotation_period, GCP then drives rotation."
+        ),
+    )
+    rotation_period: Duration | None = Field(
+        None, description="How often Secret Manager publishes SECRET_ROTATE (at least 1h)."
+    )
 
     @field_validator("labels")
     @classmethod
@@ -101,6 +130,10 @@ class GcpTarget(Frozen):
                 raise ValueError(f"insecure = true is allowed for loopback only, not {host!r}")
         if self.kms_key_name and self.replication != "automatic":
             raise ValueError("kms_key_name is for automatic replication; give it per location")
+        if (self.rotation_topic is None) != (self.rotation_period is None):
+            raise ValueError("rotation_topic and rotation_period go together")
+        if self.rotation_period is not None and self.rotation_period < MIN_ROTATION_PERIOD:
+            raise ValueError("rotation_period must be at least 1h (Secret Manager's minimum)")
         return self
 
     @property
@@ -111,3 +144,32 @@ class GcpTarget(Frozen):
     @property
     def target_id(self) -> str:
         return f"gcp:{self.project}/{self.secret}"
+
+
+class PubsubPushSettings(Frozen):
+    """The SECRET_ROTATE push endpoint (``langsmith-bridge gcp-push``): who may call it.
+
+    Pub/Sub signs each push with an OIDC token of the subscription's service account for
+    its audience; a request whose token Google did not sign, for another audience or
+    another account, is refused.
+    """
+
+    audience: str = Field(
+        min_length=1, description="The push subscription's OIDC audience (default there: the URL)."
+    )
+    service_account: str = Field(
+        pattern=SERVICE_ACCOUNT, description="The email of the subscription's push identity."
+    )
+    certs_url: str = Field(
+        GOOGLE_CERTS_URL, description="Google's token-signing certificates (tests: a local URL)."
+    )
+
+    @field_validator("certs_url")
+    @classmethod
+    def _certs_over_tls(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "https" or (
+            parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        ):
+            return url
+        raise ValueError("certs_url must be https (plain http only on loopback)")

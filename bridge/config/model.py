@@ -11,7 +11,7 @@ from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, mod
 
 from bridge.config.base import Frozen as _Frozen
 from bridge.config.durations import Duration, format_duration
-from bridge.config.gcp import GcsStateSettings
+from bridge.config.gcp import GcsStateSettings, PubsubPushSettings
 from bridge.config.langsmith import LangSmithSettings
 from bridge.config.langsmith import uuid_text as _uuid
 from bridge.config.targets import TargetConfig
@@ -223,6 +223,9 @@ class BridgeConfig(_Frozen):
     run: RunSettings = Field(default_factory=RunSettings)
     vault: VaultSettings = Field(
         default_factory=VaultSettings, description="The Vault / OpenBao server, when used."
+    )
+    pubsub: PubsubPushSettings | None = Field(
+        None, description="The SECRET_ROTATE push endpoint's callers (GCP), when it is run."
     )
     policy: tuple[Policy, ...] = Field(min_length=1, description="The managed credentials.")
 
