@@ -83,6 +83,7 @@ class PolicyExecutor:
         *,
         lease: Lease | None = None,
         reason: str | None = None,
+        request: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.policy = policy
@@ -90,6 +91,7 @@ class PolicyExecutor:
         self.providers = providers
         self.lease = lease
         self.reason = reason  # the operator's, for ``rotate --reason``
+        self.request = request  # the outside request a rotation now serves (its id)
 
     def execute(self, step: Step) -> None:
         """Carry out ``step``. Raises the ``BridgeError`` that stopped it."""
@@ -138,6 +140,7 @@ class PolicyExecutor:
             started_at=now,
             reason=reason,
             native=native,
+            request=self.request,
         )
         self.save(generation)  # intent first: a crash from here on leaves a findable record
         self.ensure_lease()

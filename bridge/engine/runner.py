@@ -27,7 +27,8 @@ from bridge.engine.observe import Listing, observe_policy
 from bridge.engine.plan import Plan, Step
 from bridge.engine.planner import plan as make_plan
 from bridge.engine.ports import KeyService
-from bridge.errors import BridgeError, LeaseHeld
+from bridge.engine.requests import RotateRequest, served_by
+from bridge.errors import BridgeError, LeaseHeld, LeaseLost, StateConflict
 from bridge.langsmith import RetryPolicy
 from bridge.logs import event
 from bridge.provider import Provider
@@ -52,6 +53,8 @@ class PolicyOutcome:
     done: list[Step] = field(default_factory=list)  # the steps carried out, in order
     error: str | None = None
     skipped: str | None = None
+    retryable: bool = False  # the error is one a later try may not meet (an outage, a race)
+    answered_by: str | None = None  # the generation that had already served the request
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class PolicyOutcome:
             "done": [step.to_json() | {"description": step.describe()} for step in self.done],
             "error": self.error,
             "skipped": self.skipped,
+            "answered_by": self.answered_by,
         }
 
 
@@ -191,8 +195,12 @@ class Engine:
         dry_run: bool = False,
         force: frozenset[str] = frozenset(),
         reason: str | None = None,
+        request: RotateRequest | None = None,
     ) -> RunReport:
-        """Reconcile ``policies`` once; with ``dry_run`` only observe and plan."""
+        """Reconcile ``policies`` once; with ``dry_run`` only observe and plan.
+
+        ``force`` names policies to rotate now (for ``reason``); with ``request`` a policy
+        the request was already served for is not rotated again (``answered_by``)."""
         listing, listing_error = self._list_keys()
         workers = min(self.config.run.concurrency, max(1, len(policies)))
         instance = self._instance_for(dry_run)  # resolved once, before the threads share it
@@ -200,7 +208,13 @@ class Engine:
         def one(policy: Policy) -> PolicyOutcome:
             wanted = policy.name in force
             return self._reconcile(
-                policy, listing, instance, dry_run, wanted, reason if wanted else None
+                policy,
+                listing,
+                instance,
+                dry_run,
+                wanted,
+                reason if wanted else None,
+                request if wanted else None,
             )
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy") as pool:
@@ -225,6 +239,7 @@ class Engine:
         dry_run: bool,
         force: bool,
         reason: str | None,
+        request: RotateRequest | None = None,
     ) -> PolicyOutcome:
         outcome = PolicyOutcome(policy.name)
         try:
@@ -235,6 +250,10 @@ class Engine:
                     lease = stack.enter_context(self.store.lease(policy.name, self.owner, ttl))
                 providers = self.providers(policy)
                 record = self.store.load(policy.name)
+                answered = served_by(record, request) if request else None
+                if answered is not None:  # read under the lease: no twin can be minting
+                    force, request = False, None
+                    outcome.answered_by = answered.rotation_id
                 observation = observe_policy(
                     self.config,
                     policy,
@@ -250,7 +269,13 @@ class Engine:
                     outcome.error = outcome.plan.blocked
                 elif not dry_run:
                     executor = PolicyExecutor(
-                        self.ctx, policy, record, providers, lease=lease, reason=reason
+                        self.ctx,
+                        policy,
+                        record,
+                        providers,
+                        lease=lease,
+                        reason=reason,
+                        request=request.id if request else None,
                     )
                     for step in outcome.plan.steps:
                         executor.execute(step)
@@ -261,6 +286,7 @@ class Engine:
             outcome.skipped = str(exc)
         except BridgeError as exc:
             outcome.error = str(exc)
+            outcome.retryable = exc.retryable or isinstance(exc, StateConflict | LeaseLost)
             event(log, "policy_failed", level=logging.ERROR, policy=policy.name, error=exc)
             if not dry_run:
                 self._note_failure(policy.name, outcome.error)

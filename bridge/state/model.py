@@ -76,6 +76,9 @@ class Generation(_Record):
     idle_seen_at: datetime | None = None
     idle_last_used: datetime | None = None
     adopted: bool = False  # rebuilt from what a target serves, after the state was lost
+    # The outside request that asked for this key (a Pub/Sub message id), so a redelivered
+    # request finds it and rotates nothing more.
+    request: str | None = None
 
 
 class Ack(_Record):
