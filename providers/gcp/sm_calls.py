@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from google.api_core import exceptions as gexc
@@ -199,6 +200,14 @@ class SecretCalls:
             labels={**self.target.labels, **owner_labels(self.policy)},
             annotations={POLICY_ANNOTATION: self.policy},
         )
+        if self.target.rotation_topic and self.target.rotation_period:
+            # Secret Manager then publishes SECRET_ROTATE to the topic every period, and
+            # ``langsmith-bridge gcp-push`` rotates on it: GCP drives the schedule.
+            secret.topics = [resources.Topic(name=self.target.rotation_topic)]
+            secret.rotation = resources.Rotation(
+                next_rotation_time=datetime.now(UTC) + self.target.rotation_period,
+                rotation_period=self.target.rotation_period,
+            )
         request = service.CreateSecretRequest(
             parent=f"projects/{self.target.project}", secret_id=self.target.secret, secret=secret
         )

@@ -6,8 +6,10 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.api_core.exceptions import InvalidArgument
 from google.cloud.secretmanager_v1 import SecretManagerServiceClient
 from google.cloud.secretmanager_v1.types import resources
 from pydantic import ValidationError
@@ -31,7 +33,8 @@ from tests.support.keys import new_key
 pytestmark = pytest.mark.integration
 
 POLICY = "Team.Alpha/prod"  # not a valid label value as it is
-NAME = "projects/demo-project/secrets/langsmith-alpha"
+PROJECT = "projects/demo-project"
+NAME = f"{PROJECT}/secrets/langsmith-alpha"
 State = resources.SecretVersion.State
 
 
@@ -140,6 +143,43 @@ def test_retire_destroys_the_version_when_configured(
     provider.retire(old)
 
     assert sm_client.get_secret_version(name=f"{NAME}/versions/{old}").state == State.DESTROYED
+
+
+def test_a_created_secret_gets_the_configured_rotation_schedule(
+    fake_sm: FakeSecretManager, connections: Connections, sm_client: SecretManagerServiceClient
+) -> None:
+    topic = "projects/demo-project/topics/langsmith-rotation"
+    before = datetime.now(UTC)
+    target = open_target(connections, fake_sm, rotation_topic=topic, rotation_period="30d")
+    target.publish(payload())
+
+    secret = sm_client.get_secret(name=NAME)
+    assert [t.name for t in secret.topics] == [topic]
+    assert secret.rotation.rotation_period == timedelta(days=30)
+    assert before + timedelta(days=30) <= secret.rotation.next_rotation_time
+    assert secret.rotation.next_rotation_time <= datetime.now(UTC) + timedelta(days=30)
+
+
+def test_the_fake_refuses_a_rotation_schedule_without_topics_or_under_an_hour(
+    fake_sm: FakeSecretManager, sm_client: SecretManagerServiceClient
+) -> None:
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    topics = [resources.Topic(name="projects/demo-project/topics/t")]
+    cases = {
+        "no-topics": resources.Secret(rotation=resources.Rotation(next_rotation_time=soon)),
+        "short": resources.Secret(
+            topics=topics,
+            rotation=resources.Rotation(next_rotation_time=soon, rotation_period=timedelta(1 / 48)),
+        ),
+        "too-soon": resources.Secret(
+            topics=topics,
+            rotation=resources.Rotation(next_rotation_time=datetime.now(UTC)),
+        ),
+    }
+    for secret_id, secret in cases.items():
+        secret.replication = resources.Replication(automatic=resources.Replication.Automatic())
+        with pytest.raises(InvalidArgument):
+            sm_client.create_secret(parent=PROJECT, secret_id=secret_id, secret=secret)
 
 
 def killed_after_add(sm_client: SecretManagerServiceClient, written: Payload) -> str:

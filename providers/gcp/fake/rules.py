@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from google.cloud.secretmanager_v1.types import resources
@@ -61,6 +62,28 @@ def check_annotations(annotations: Mapping[str, str]) -> None:
     for key in items:
         if not _ANNOTATION_KEY.match(key):
             raise FakeStatus("INVALID_ARGUMENT", f"Invalid annotation key {key!r}.")
+
+
+MIN_ROTATION_PERIOD = timedelta(hours=1)
+MIN_ROTATION_LEAD = timedelta(minutes=5)
+
+
+def check_rotation(secret: resources.Secret, now: datetime) -> None:
+    """A rotation schedule needs topics to publish to, a first time at least 5 minutes
+    ahead and a period of at least an hour (the API reference's rules)."""
+    if "rotation" not in secret:
+        return
+    rotation = secret.rotation
+    if not secret.topics:
+        raise FakeStatus("INVALID_ARGUMENT", "A secret with a rotation needs topics.")
+    if "rotation_period" in rotation and "next_rotation_time" not in rotation:
+        raise FakeStatus("INVALID_ARGUMENT", "rotation_period needs next_rotation_time.")
+    if "next_rotation_time" in rotation and rotation.next_rotation_time < now + MIN_ROTATION_LEAD:
+        raise FakeStatus(
+            "INVALID_ARGUMENT", "next_rotation_time must be at least 5 minutes in the future."
+        )
+    if "rotation_period" in rotation and rotation.rotation_period < MIN_ROTATION_PERIOD:
+        raise FakeStatus("INVALID_ARGUMENT", "rotation_period must be at least 3600s.")
 
 
 def check_aliases(existing: Collection[int], aliases: Mapping[str, int]) -> None:

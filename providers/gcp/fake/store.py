@@ -33,6 +33,7 @@ from providers.gcp.fake.rules import (
     check_aliases,
     check_annotations,
     check_labels,
+    check_rotation,
     paged,
     secret_filter,
     state_filter,
@@ -159,6 +160,7 @@ class SecretStore:
             raise FakeStatus("INVALID_ARGUMENT", "Secret.replication is required.")
         check_labels(secret.labels)
         check_annotations(secret.annotations)
+        check_rotation(secret, _now())
         if secret.version_aliases:
             raise FakeStatus("INVALID_ARGUMENT", "A new secret has no versions to alias.")
         name = f"{request.parent}/secrets/{request.secret_id}"
@@ -193,6 +195,8 @@ class SecretStore:
                 apply(updated, request.secret, path)
             check_labels(updated.labels)
             check_annotations(updated.annotations)
+            if "rotation" in paths:
+                check_rotation(updated, _now())
             check_aliases(record.versions, updated.version_aliases)
             updated.etag = self._etag()
             record.message = updated
