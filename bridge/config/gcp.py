@@ -128,6 +128,8 @@ class GcpTarget(Frozen):
             host = self.endpoint.rsplit(":", 1)[0]
             if host not in LOOPBACK_HOSTS:
                 raise ValueError(f"insecure = true is allowed for loopback only, not {host!r}")
+            if self.impersonate_service_account:
+                raise ValueError("insecure = true sends no credentials: drop the impersonation")
         if self.kms_key_name and self.replication != "automatic":
             raise ValueError("kms_key_name is for automatic replication; give it per location")
         if (self.rotation_topic is None) != (self.rotation_period is None):

@@ -6,8 +6,8 @@ See ``bridge.engine.planner`` for the rules and ``../README.md`` for the state m
 from bridge.engine.ack import AckError, acknowledge
 from bridge.engine.observe import observe_targets
 from bridge.engine.plan import Gate, Observation, Plan, Step, TargetView
-from bridge.engine.requests import RotateRequest, served_by
 from bridge.engine.planner import evaluate_gate, plan, rotation_reason
+from bridge.engine.requests import RotateRequest, served_by
 from bridge.engine.runner import Engine, PolicyOutcome, RunReport, in_shard
 from bridge.engine.status import policy_status
 

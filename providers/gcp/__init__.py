@@ -1,11 +1,12 @@
 """Google Cloud: Secret Manager targets and the GCS state backend, on one client per
-service and endpoint per process (``GcpConnection``). Only the Google client libraries are
-imported.
+service, endpoint and identity per process (``GcpConnection``). Only the Google client
+libraries are imported.
 
-Modules: ``secret_manager`` (the target), ``sm_calls`` (its RPCs, labels and errors),
-``sm_client`` (building its client); ``gcs_state`` (the state backend), ``gcs_layout``
-(what each state object holds), ``gcs_objects`` (the GCS calls, the client, their errors);
-``fake`` (a local Secret Manager).
+Modules: ``credentials`` (ADC, or the service account they impersonate: the one place
+credentials are made); ``secret_manager`` (the target), ``sm_calls`` (its RPCs, labels and
+errors), ``sm_client`` (building its client); ``gcs_state`` (the state backend),
+``gcs_layout`` (what each state object holds), ``gcs_objects`` (the GCS calls, the client,
+their errors); ``fake`` (a local Secret Manager).
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ if TYPE_CHECKING:
 class GcpConnection:
     """The process's Google clients, shared by every target, state backend and run.
 
-    One ``storage.Client`` per (endpoint, project) and one ``SecretManagerServiceClient``
-    per endpoint, made on first use and closed by ``close``: a client holds a connection
-    and, under ADC, a token it refreshes.
+    One ``storage.Client`` per (endpoint, project, impersonated account) and one
+    ``SecretManagerServiceClient`` per (endpoint, insecure, impersonated account), made on
+    first use and closed by ``close``: a client holds a connection and, under ADC, a token
+    it refreshes, so two identities never share one.
     """
 
     def __init__(self, **_options: Any) -> None:
-        self._storage: dict[tuple[str | None, str | None], Any] = {}
-        self._secret_manager: dict[tuple[str | None, bool], Any] = {}
+        self._storage: dict[tuple[str | None, str | None, str | None], Any] = {}
+        self._secret_manager: dict[tuple[str | None, bool, str | None], Any] = {}
         self._lock = threading.Lock()
 
     def secret_manager_client(self, target: GcpTarget) -> Any:
-        """The shared Secret Manager client for ``target``'s endpoint."""
+        """The shared Secret Manager client for ``target``'s endpoint and identity."""
         from providers.gcp.sm_client import client
 
-        key = (target.endpoint, target.insecure)
+        key = (target.endpoint, target.insecure, target.impersonate_service_account)
         with self._lock:
             if key not in self._secret_manager:
                 self._secret_manager[key] = client(target)
@@ -55,10 +57,10 @@ class GcpConnection:
         return provider
 
     def storage_client(self, settings: GcsStateSettings) -> Any:
-        """The shared ``storage.Client`` for ``settings``' endpoint and project."""
+        """The shared ``storage.Client`` for ``settings``' endpoint, project and identity."""
         from providers.gcp.gcs_objects import client
 
-        key = (settings.endpoint, settings.project)
+        key = (settings.endpoint, settings.project, settings.impersonate_service_account)
         with self._lock:
             if key not in self._storage:
                 self._storage[key] = client(settings)

@@ -36,6 +36,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from bridge.config.gcp import GcsStateSettings
 from bridge.errors import StateError
+from providers.gcp.credentials import credentials
 
 __all__ = ["GcsObjects", "GenerationMismatch", "StateUnavailable", "Stored", "check_name", "client"]
 
@@ -74,20 +75,25 @@ class Stored:
 
 
 def client(settings: GcsStateSettings) -> Any:
-    """A ``storage.Client``: anonymous on ``endpoint`` when one is set (tests, emulators),
-    Application Default Credentials otherwise (the metadata server on Cloud Run and GKE,
-    ``GOOGLE_APPLICATION_CREDENTIALS``).
+    """A ``storage.Client``: on ``endpoint`` when one is set (tests, emulators), anonymous
+    there unless a service account is impersonated; Application Default Credentials
+    otherwise (the metadata server on Cloud Run and GKE, ``GOOGLE_APPLICATION_CREDENTIALS``),
+    or the ``impersonate_service_account`` they act as.
 
     Raises:
         StateUnavailable: no default credentials could be found or fetched.
     """
-    if settings.endpoint:
-        return storage.Client(
-            project=settings.project or "<none>",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": settings.endpoint},
-        )
+    account = settings.impersonate_service_account
     try:
+        if settings.endpoint:
+            anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+            return storage.Client(
+                project=settings.project or "<none>",
+                credentials=credentials(account) if account else anonymous,
+                client_options={"api_endpoint": settings.endpoint},
+            )
+        if account:
+            return storage.Client(project=settings.project, credentials=credentials(account))
         return storage.Client(project=settings.project)
     except _UNAVAILABLE as exc:
         raise StateUnavailable(f"no Google credentials for the GCS state: {exc}") from exc

@@ -1,7 +1,8 @@
 """The ``SecretManagerServiceClient`` a target's endpoint needs: over an explicit insecure
-gRPC channel with no credentials for a loopback fake, else TLS with Application Default
-Credentials (the metadata server on Cloud Run/GKE, ``GOOGLE_APPLICATION_CREDENTIALS``).
-The only module that builds one; ``GcpConnection`` keeps one per endpoint per process.
+gRPC channel with no credentials for a loopback fake, else TLS with the credentials of
+``providers.gcp.credentials`` (Application Default Credentials, or the service account they
+impersonate). The only module that builds one; ``GcpConnection`` keeps one per endpoint and
+identity per process.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.gcp import GcpTarget
-
-SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+from providers.gcp.credentials import credentials
 
 
 def client(target: GcpTarget) -> Any:
@@ -28,12 +28,11 @@ def client(target: GcpTarget) -> Any:
         channel = grpc.insecure_channel(target.endpoint)
         transport = SecretManagerServiceGrpcTransport(channel=channel)
         return SecretManagerServiceClient(transport=transport)
-    import google.auth
     from google.api_core.client_options import ClientOptions
 
-    credentials, _project = google.auth.default(scopes=list(SCOPES))
+    acting_as = credentials(target.impersonate_service_account)
     options = ClientOptions(api_endpoint=target.endpoint) if target.endpoint else None
-    return SecretManagerServiceClient(credentials=credentials, client_options=options)
+    return SecretManagerServiceClient(credentials=acting_as, client_options=options)
 
 
 def close(made: Any) -> None:
