@@ -158,6 +158,14 @@ def _parser() -> argparse.ArgumentParser:
     gcp_emulator.add_argument("--host", default="127.0.0.1", help="a loopback address")
     gcp_emulator.add_argument("--port", type=int, default=8085)
     gcp_emulator.set_defaults(handler=_gcp_emulator)
+    gcp_push = command(
+        "gcp-push",
+        _gcp_push,
+        "Serve the SECRET_ROTATE push endpoint (Cloud Run, Cloud Functions) under "
+        "functions-framework: each pushed event rotates its secret's policy once.",
+    )
+    gcp_push.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    gcp_push.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     return parser
 
 
@@ -369,6 +377,12 @@ def _gcp_emulator(args: argparse.Namespace) -> int:
     from bridge.wiring import serve_gcp_emulator
 
     return serve_gcp_emulator(args.host, args.port)
+
+
+def _gcp_push(args: argparse.Namespace) -> int:
+    from bridge.wiring import serve_gcp_push
+
+    return serve_gcp_push(config_path(args.config or args.main_config, os.environ), args)
 
 
 def _print_json(data: Any) -> None:

@@ -11,16 +11,21 @@ authenticated Vault client, ...); every target, state backend and run shares the
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.config import BridgeConfig, TargetConfig, read_admin_key
+from bridge.config import BridgeConfig, TargetConfig, load_config, read_admin_key
+from bridge.config.gcp import PubsubPushSettings
+from bridge.config.load import ENV_VAR as CONFIG_ENV
 from bridge.config.model import FileStateSettings, StateSettings
 from bridge.engine import Engine
 from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
 from bridge.engine.runner import utcnow
+from bridge.errors import ConfigError
 from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
 from bridge.provider import Provider
 from bridge.secrets import Secret
@@ -38,6 +43,8 @@ __all__ = [
     "fetch_config_text",
     "open_state",
     "open_target",
+    "push_verifier",
+    "serve_gcp_push",
     "store_options",
 ]
 
@@ -159,6 +166,32 @@ def fan_out(queue_url: str, policies: Sequence[str], connections: Connections) -
     """Send one SQS message per policy; returns how many were sent."""
     sent: int = connections.connection("aws").runtime.send_policies(queue_url, policies)
     return sent
+
+
+def push_verifier(
+    settings: PubsubPushSettings, connections: Connections
+) -> Callable[[str | None], str]:
+    """The check of a Pub/Sub push's OIDC token (``Authorization`` in, caller's email out;
+    raises ``RequestRefused``), from the GCP store, which holds Google's libraries."""
+    verify: Callable[[str | None], str] = connections.connection("gcp").push_verifier(settings)
+    return verify
+
+
+def serve_gcp_push(config: Path, args: Any) -> int:
+    """``langsmith-bridge gcp-push``: hand the process to functions-framework's server
+    (gunicorn, threads), whose ``secret_rotate`` loads ``config`` on its first request.
+
+    Raises:
+        ConfigError: the config is invalid or has no ``[pubsub]`` section (refused now,
+            not at the first push).
+    """
+    if load_config(config).pubsub is None:
+        raise ConfigError(f"{config} has no [pubsub] section (audience, service_account)")
+    os.environ[CONFIG_ENV] = str(config.resolve())
+    source = Path(__file__).parent / "gcp_push" / "main.py"  # a path: nothing is imported
+    command = [sys.executable, "-m", "functions_framework", "--source", str(source)]
+    command += ["--target", "secret_rotate", "--host", args.host, "--port", str(args.port)]
+    os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, fixed arguments
 
 
 def serve_gcp_emulator(host: str, port: int) -> int:

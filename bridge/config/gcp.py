@@ -16,6 +16,7 @@ from bridge.config.durations import Duration
 BUCKET = r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"
 SERVICE_ACCOUNT = r"^[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com$"
 TOPIC = r"^projects/[a-z0-9][a-z0-9.:-]{0,62}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}$"
+POLICY_ANNOTATION = "langsmith-bridge.policy"  # a secret's exact policy name (no label can hold it)
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 MIN_ROTATION_PERIOD = timedelta(hours=1)  # Secret Manager refuses a shorter rotation_period
 

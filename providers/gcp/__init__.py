@@ -15,7 +15,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from bridge.config.gcp import GcpTarget, GcsStateSettings
+from bridge.config.gcp import GcpTarget, GcsStateSettings, PubsubPushSettings
 
 if TYPE_CHECKING:
     from bridge.provider import Provider
@@ -71,6 +71,12 @@ class GcpConnection:
 
         store: StateStore = GcsStateStore(settings, self.storage_client(settings))
         return store
+
+    def push_verifier(self, settings: PubsubPushSettings) -> Any:
+        """The OIDC check of Pub/Sub pushes (``PushVerifier.verify``) for ``settings``."""
+        from providers.gcp.push_auth import PushVerifier
+
+        return PushVerifier(settings).verify
 
     def close(self) -> None:
         from providers.gcp.sm_client import close

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 
 from google.cloud.secretmanager_v1.types import resources
 
-from bridge.config.gcp import GcpTarget
+from bridge.config.gcp import POLICY_ANNOTATION, GcpTarget
 from bridge.errors import OwnershipError, ProviderConflict, ProviderError
 from bridge.payload import Payload, Stored, encode
 from bridge.provider import ABSENT, Known, Observed, Ownership
 from providers.gcp.sm_calls import (
     CURRENT,
-    POLICY_ANNOTATION,
     PREVIOUS,
     SecretCalls,
     SecretManagerPort,

@@ -20,7 +20,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 from google.cloud.secretmanager_v1.types import resources, service
 
-from bridge.config.gcp import GcpTarget
+from bridge.config.gcp import POLICY_ANNOTATION, GcpTarget
 from bridge.errors import (
     ProviderAccessDenied,
     ProviderConflict,
@@ -35,7 +35,6 @@ from bridge.secrets import redact
 MANAGED_LABEL = "managed-by"
 MANAGED_VALUE = "langsmith-bridge"
 POLICY_LABEL = "langsmith-bridge-policy"
-POLICY_ANNOTATION = "langsmith-bridge.policy"  # the exact name, which a label cannot hold
 
 CURRENT = "current"
 PREVIOUS = "previous"
