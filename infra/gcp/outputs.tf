@@ -27,3 +27,8 @@ output "secret_condition_root" {
   description = "What every conditioned Secret Manager grant of the bridge starts with."
   value       = local.secret_root
 }
+
+output "pusher_service_account" {
+  description = "The push subscription's OIDC identity: [pubsub] service_account of the rotation service."
+  value       = google_service_account.pusher.email
+}
