@@ -143,29 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         "--online", action="store_true", help="also check the admin key, workspaces and targets"
     )
     command("config-schema", _schema, "Print the configuration's JSON Schema.")
-    emulator = command(
-        "emulator", _emulator, "Serve a local LangSmith-compatible API for demos and tests."
-    )
-    from bridge.emulator.options import add_arguments  # the options only, not the server
+    from bridge.cli_servers import add_server_commands  # the options only, no server
 
-    add_arguments(emulator)
-    gcp_emulator = commands.add_parser(
-        "gcp-emulator",
-        help="Serve a local Secret Manager (insecure gRPC, loopback) for demos and checks.",
-        description="A local stand-in for Google Secret Manager (Google ships no emulator): "
-        "point a target at it with endpoint = '127.0.0.1:PORT' and insecure = true.",
-    )
-    gcp_emulator.add_argument("--host", default="127.0.0.1", help="a loopback address")
-    gcp_emulator.add_argument("--port", type=int, default=8085)
-    gcp_emulator.set_defaults(handler=_gcp_emulator)
-    gcp_push = command(
-        "gcp-push",
-        _gcp_push,
-        "Serve the SECRET_ROTATE push endpoint (Cloud Run, Cloud Functions) under "
-        "functions-framework: each pushed event rotates its secret's policy once.",
-    )
-    gcp_push.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    gcp_push.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    add_server_commands(command, commands)
     return parser
 
 
@@ -365,24 +345,6 @@ def _validate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     print(config_schema())
     return EXIT_OK
-
-
-def _emulator(args: argparse.Namespace) -> int:
-    from bridge.emulator.cli import run
-
-    return run(args)
-
-
-def _gcp_emulator(args: argparse.Namespace) -> int:
-    from bridge.wiring import serve_gcp_emulator
-
-    return serve_gcp_emulator(args.host, args.port)
-
-
-def _gcp_push(args: argparse.Namespace) -> int:
-    from bridge.wiring import serve_gcp_push
-
-    return serve_gcp_push(config_path(args.config or args.main_config, os.environ), args)
 
 
 def _print_json(data: Any) -> None:

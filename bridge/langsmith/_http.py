@@ -32,6 +32,7 @@ from bridge.langsmith.endpoints import API_PREFIX
 from bridge.langsmith.models import ShapeError
 from bridge.langsmith.ratelimit import RateLimiter
 from bridge.langsmith.retry import RetryPolicy, parse_retry_after
+from bridge.langsmith.stats import CALLS
 from bridge.secrets import Secret, fingerprint
 
 _log = logging.getLogger("bridge.langsmith")
@@ -221,7 +222,9 @@ class Requester:
             message = "response body could not be decoded"
             raise LangSmithProtocolError(message, operation=op) from exc
         finally:
-            elapsed_ms = round((time.monotonic() - started) * 1000)
+            elapsed = time.monotonic() - started
+            CALLS.record(op, status, elapsed)
+            elapsed_ms = round(elapsed * 1000)
             _log.debug(
                 "%s %s status=%s attempt=%d elapsed_ms=%d",
                 request.method,
