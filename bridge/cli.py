@@ -24,9 +24,11 @@ from bridge.config import (
     Policy,
     config_path,
     config_schema,
+    load_any_config,
     load_config,
 )
-from bridge.engine import acknowledge, policy_status
+from bridge.consumer import resolve, send_ack
+from bridge.engine import policy_status
 from bridge.engine.observe import observe_policy
 from bridge.engine.runner import RunReport, utcnow
 from bridge.engine.status import PolicyStatus, status_problems
@@ -117,8 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("policy")
     history.add_argument("--json", action="store_true")
     ack = command("ack", _ack, "Acknowledge, as a consumer, the key it now uses.")
-    ack.add_argument("policy")
-    ack.add_argument("--consumer", required=True)
+    ack.add_argument("policy", nargs="?", help="default: a consumer config's")
+    ack.add_argument("--consumer", help="default: a consumer config's")
     ack.add_argument(
         "--replica",
         help="this replica's name (default: the host name, the pod name on Kubernetes); "
@@ -278,27 +280,19 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    config = _config(args)
-    try:
-        policy = config.get_policy(args.policy)
-    except KeyError:
-        raise ConfigError(f"no policy named {args.policy!r}") from None
-    key = (
+    """With the bridge's config (the state is written directly) or a consumer's own (its
+    ``[ack]`` channel: the state, or ``serve``'s HTTP ack)."""
+    loaded = load_any_config(config_path(args.config or args.main_config, os.environ))
+    policy, consumer, _target = resolve(loaded, args.policy, args.consumer)
+    key = Secret(
         _key_from_file(args.from_file)
         if args.from_file
         else _key_from_env(args.from_env or API_KEY)
     )
-    with (
-        connections_for(config) as connections,
-        closing(open_state(config.state, connections)) as store,
-    ):
-        generation = acknowledge(
-            store, policy, args.consumer, Secret(key), utcnow(), replica=args.replica
-        )
-    del key
+    with connections_for(loaded) as connections:
+        acked = send_ack(loaded, connections, policy, consumer, key, args.replica)
     _print(
-        f"{policy.name}: {args.consumer} acknowledged {generation.short_key} "
-        f"({generation.fingerprint}, {generation.phase.value})"
+        f"{policy}: {consumer} acknowledged {acked.short_key} ({key.fingerprint}, {acked.phase})"
     )
     return EXIT_OK
 

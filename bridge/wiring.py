@@ -18,7 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.config import BridgeConfig, TargetConfig, load_config, read_admin_key
+from bridge.config import (
+    BridgeConfig,
+    ConsumerConfig,
+    TargetConfig,
+    load_config,
+    read_admin_key,
+)
 from bridge.config.gcp import PubsubPushSettings
 from bridge.config.load import ENV_VAR as CONFIG_ENV
 from bridge.config.model import FileStateSettings, StateSettings
@@ -110,14 +116,16 @@ def build_engine(
     )
 
 
-def connections_for(config: BridgeConfig, environ: Mapping[str, str] | None = None) -> Connections:
+def connections_for(
+    config: BridgeConfig | ConsumerConfig, environ: Mapping[str, str] | None = None
+) -> Connections:
     """The process's store connections for ``config``: Vault's server settings, and its
     credentials read from ``environ`` (the process environment by default) at the edge."""
     return Connections(store_options(config, environ))
 
 
 def store_options(
-    config: BridgeConfig, environ: Mapping[str, str] | None = None
+    config: BridgeConfig | ConsumerConfig, environ: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """What each store's connection is built with: Vault's server settings, and the
     environment its credentials are read from (the process's by default)."""

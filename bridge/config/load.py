@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from bridge.config.consumer import ConsumerConfig
 from bridge.config.durations import format_duration
 from bridge.config.file import FileTarget
 from bridge.config.langsmith import LangSmithSettings
@@ -41,19 +42,44 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> BridgeC
         ConfigError: the file is missing, not TOML, or fails validation. The message names
             every bad field by its dotted path (``policy[0].rotate_every``).
     """
+    config = _anchor(
+        parse_config(_read_toml(path), source=str(path), environ=environ), path.resolve().parent
+    )
+    _check_one_writer(config, source=str(path))
+    return config
+
+
+def load_any_config(
+    path: Path, environ: Mapping[str, str] | None = None
+) -> BridgeConfig | ConsumerConfig:
+    """The bridge's config, or a consumer's (a ``[consumer]`` table and no policies):
+    what ``ack`` and ``bridge.consumer`` accept.
+
+    Raises:
+        ConfigError: as ``load_config``.
+    """
+    raw = _read_toml(path)
+    if "consumer" not in raw or "policy" in raw:
+        return load_config(path, environ)
+    environ = os.environ if environ is None else environ
+    try:
+        consumer = ConsumerConfig.model_validate(vault_defaults(expand_env(raw, environ), environ))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from None
+    return _anchor(consumer, path.resolve().parent)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     import tomllib  # here, not at import: only reading a file needs the TOML parser
 
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    config = _anchor(parse_config(raw, source=str(path), environ=environ), path.resolve().parent)
-    _check_one_writer(config, source=str(path))
-    return config
 
 
 def _check_one_writer(config: BridgeConfig, source: str) -> None:

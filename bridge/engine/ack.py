@@ -95,14 +95,29 @@ def acknowledge(
         raise AckError(f"policy {policy.name!r} has no consumer {consumer!r} (consumers: {known})")
     if not REPLICA.fullmatch(replica):
         raise AckError(f"replica name {replica!r} must be 1-128 of [A-Za-z0-9_.:@/-]")
-    generation = store.load(policy.name).by_fingerprint(key.fingerprint)
+    return record_ack(store, policy.name, consumer, key, now, replica)
+
+
+def record_ack(
+    store: StateStore, policy: str, consumer: str, key: Secret, now: datetime, replica: str
+) -> Generation:
+    """``acknowledge`` for a consumer that knows only its policy's name (a consumer-only
+    config): the gates count acks of the policy's configured consumers alone, so a name
+    the policy does not list opens nothing.
+
+    Raises:
+        AckError: the replica name is malformed, or no generation of the policy has that key.
+    """
+    if not REPLICA.fullmatch(replica):
+        raise AckError(f"replica name {replica!r} must be 1-128 of [A-Za-z0-9_.:@/-]")
+    generation = store.load(policy).by_fingerprint(key.fingerprint)
     if generation is None:
         raise AckError(
-            f"policy {policy.name!r} never published a key with fingerprint "
+            f"policy {policy!r} never published a key with fingerprint "
             f"{key.fingerprint}; is the consumer reading the right target?"
         )
     now = now.astimezone(UTC).replace(microsecond=0)
-    proof = ack_proof(key, policy.name, consumer, replica, now)
+    proof = ack_proof(key, policy, consumer, replica, now)
     ack = Ack(consumer=consumer, replica=replica, fingerprint=key.fingerprint, at=now, proof=proof)
-    store.record_ack(policy.name, ack)
+    store.record_ack(policy, ack)
     return generation
