@@ -33,6 +33,7 @@ from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
 from bridge.engine.runner import utcnow
 from bridge.errors import ConfigError
 from bridge.langsmith import LangSmithClient, RateLimiter, RetryPolicy
+from bridge.notify import Notifier, WebhookNotifier
 from bridge.provider import Provider
 from bridge.secrets import Secret
 from bridge.state import FileStateStore, StateStore
@@ -47,6 +48,7 @@ __all__ = [
     "connections_for",
     "fan_out",
     "fetch_config_text",
+    "notifiers_for",
     "open_state",
     "open_target",
     "push_verifier",
@@ -113,7 +115,39 @@ def build_engine(
         sleep=sleep,
         retry=retry,
         on_close=connections.close,
+        notifiers=notifiers_for(config, connections),
     )
+
+
+def notifiers_for(
+    config: BridgeConfig, connections: Connections, environ: Mapping[str, str] | None = None
+) -> list[Notifier]:
+    """Where ``[alerts]`` sends notices: the webhook (its URL read now, from the variable
+    or file the config names) and the SNS topic.
+
+    Raises:
+        ConfigError: the webhook URL's variable is unset or its file unreadable.
+    """
+    settings = config.alerts
+    environ = os.environ if environ is None else environ
+    notifiers: list[Notifier] = []
+    url = None
+    if settings.webhook_url_env:
+        url = environ.get(settings.webhook_url_env, "").strip()
+        if not url:
+            raise ConfigError(f"alerts.webhook_url_env: {settings.webhook_url_env} is not set")
+    elif settings.webhook_url_file:
+        try:
+            url = Path(settings.webhook_url_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"alerts.webhook_url_file: {exc.strerror}") from None
+    if url is not None:
+        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigError("alerts: the webhook URL must be https (http on loopback only)")
+        notifiers.append(WebhookNotifier(Secret(url)))
+    if settings.sns_topic_arn:
+        notifiers.append(connections.connection("aws").notifier(settings.sns_topic_arn))
+    return notifiers
 
 
 def connections_for(

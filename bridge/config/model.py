@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
+from bridge.config.alerts import AlertSettings
 from bridge.config.base import Frozen as _Frozen
 from bridge.config.durations import Duration, format_duration
 from bridge.config.gcp import GcsStateSettings, PubsubPushSettings
@@ -223,6 +224,9 @@ class BridgeConfig(_Frozen):
     run: RunSettings = Field(default_factory=RunSettings)
     vault: VaultSettings = Field(
         default_factory=VaultSettings, description="The Vault / OpenBao server, when used."
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="Where problems are announced."
     )
     pubsub: PubsubPushSettings | None = Field(
         None, description="The SECRET_ROTATE push endpoint's callers (GCP), when it is run."

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -21,19 +21,22 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from bridge.config import BridgeConfig, Policy, TargetConfig
+from bridge.engine.alerts import Announcer, problems
 from bridge.engine.executor import Context, PolicyExecutor
 from bridge.engine.guarded import Guard, GuardedProvider, GuardedState
 from bridge.engine.observe import Listing, observe_policy
-from bridge.engine.plan import Plan, Step
+from bridge.engine.plan import Observation, Plan, Step
 from bridge.engine.planner import plan as make_plan
 from bridge.engine.ports import KeyService
 from bridge.engine.requests import RotateRequest, served_by
+from bridge.engine.status import PolicyStatus, policy_status
 from bridge.errors import BridgeError, LeaseHeld, LeaseLost, StateConflict
 from bridge.langsmith import RetryPolicy
 from bridge.logs import event
+from bridge.notify import Notifier
 from bridge.provider import Provider
 from bridge.secrets import redact
-from bridge.state import StateStore
+from bridge.state import PolicyRecord, StateStore
 
 log = logging.getLogger("bridge.engine")
 
@@ -55,6 +58,7 @@ class PolicyOutcome:
     skipped: str | None = None
     retryable: bool = False  # the error is one a later try may not meet (an outage, a race)
     answered_by: str | None = None  # the generation that had already served the request
+    status: PolicyStatus | None = None  # after the run, for alerts and metrics
 
     @property
     def ok(self) -> bool:
@@ -119,6 +123,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy | None = None,
         on_close: Callable[[], None] | None = None,
+        notifiers: Sequence[Notifier] = (),
     ) -> None:
         self.config = config
         self.keys = keys
@@ -129,6 +134,8 @@ class Engine:
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._sleep = sleep
+        repeat = config.alerts.repeat_every
+        self._announcer = Announcer(self.store, notifiers, clock, repeat) if notifiers else None
 
     @cached_property
     def instance(self) -> str:
@@ -219,6 +226,11 @@ class Engine:
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="policy") as pool:
             outcomes = list(pool.map(one, policies))
+        if not dry_run and self._announcer is not None:
+            for outcome in outcomes:
+                if not outcome.skipped:
+                    found = problems(outcome.status, outcome.policy, outcome.error)
+                    self._announcer.announce(outcome.policy, found)
         return RunReport(outcomes, dry_run=dry_run, listing_error=listing_error)
 
     def _list_keys(self) -> tuple[Listing | None, str | None]:
@@ -242,6 +254,8 @@ class Engine:
         request: RotateRequest | None = None,
     ) -> PolicyOutcome:
         outcome = PolicyOutcome(policy.name)
+        seen: tuple[PolicyRecord, Observation] | None = None
+        executor: PolicyExecutor | None = None
         try:
             with ExitStack() as stack:
                 lease = None
@@ -264,6 +278,7 @@ class Engine:
                     now=self.clock(),
                     instance=instance,
                 )
+                seen = (record, observation)
                 outcome.plan = make_plan(policy, record, observation, force=force)
                 if outcome.plan.blocked:
                     outcome.error = outcome.plan.blocked
@@ -295,6 +310,10 @@ class Engine:
             log.exception("policy %s failed unexpectedly", policy.name)  # redacted by the filter
             if not dry_run:
                 self._note_failure(policy.name, outcome.error)
+        if seen is not None:
+            record, observation = seen
+            final = executor.record if executor is not None else record
+            outcome.status = policy_status(policy, final, observation)
         return outcome
 
     def _note_failure(self, policy: str, error: str) -> None:

@@ -137,6 +137,13 @@ class Event(_Record):
     actor: str = ""
 
 
+class Alerted(_Record):
+    """A problem announced: what it looked like (its digest) and when it was sent."""
+
+    digest: str
+    at: datetime
+
+
 class Run(_Record):
     """How the latest runs of a policy went; stored apart from the record (no CAS race)."""
 
@@ -160,6 +167,7 @@ class PolicyRecord(_Record):
     last_error: str | None = None
     last_success_at: datetime | None = None
     history: tuple[Event, ...] = ()  # the newest EVENTS_KEPT, oldest first
+    alerts: dict[str, Alerted] = Field(default_factory=dict)  # problem id -> last notice
 
     def live(self) -> list[Generation]:
         return [g for g in self.generations if g.phase.live]

@@ -16,6 +16,7 @@ from providers.aws.runtime import AwsRuntime
 from providers.aws.sdk import AwsClients
 from providers.aws.secret_calls import SecretsManagerClient
 from providers.aws.secrets_manager import SecretsManagerProvider
+from providers.aws.sns import SnsNotifier
 
 
 class AwsConnection:
@@ -33,6 +34,10 @@ class AwsConnection:
             return client
 
         return SecretsManagerProvider(target, policy, connect=connect)
+
+    def notifier(self, topic_arn: str) -> SnsNotifier:
+        """Alerts to ``topic_arn`` (``[alerts] sns_topic_arn``)."""
+        return SnsNotifier(self.clients, topic_arn)
 
     def state(self, settings: DynamoDBStateSettings) -> DynamoDBStateStore:
         return DynamoDBStateStore(settings, clients=self.clients)
