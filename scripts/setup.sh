@@ -12,3 +12,7 @@ spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
   | { grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true; }
+# The status page tests drive Debian's Chromium (no browser download is possible or needed).
+if [ "$extras" = "test" ]; then
+  scripts/install-chromium.sh
+fi

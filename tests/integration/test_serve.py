@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from bridge.emulator.records import short_key
 from bridge.payload import API_KEY
 from bridge.serve.http_ack import REFUSED, Limiter
 from tests.integration.conftest import Bridge, policy_toml
-from tests.support.serving import Served, served
+from tests.support.serving import Served, curl_ack, served
 
 pytestmark = pytest.mark.integration
 
@@ -32,20 +31,6 @@ def metric(served_: Served, name: str, **labels: str) -> float | None:
         if head == (f"{name}{{{wanted}}}" if labels else name):
             return float(value)
     return None
-
-
-def curl_ack(url: str, key: str, policy: str, consumer: str, replica: str) -> tuple[int, str]:
-    """The shell consumer's one line: ``curl`` with the key it now uses."""
-    body = json.dumps({"policy": policy, "consumer": consumer, "replica": replica})
-    done = subprocess.run(
-        [
-            "curl", "-sS", "-o", "-", "-w", "\\n%{http_code}", "-X", "POST", f"{url}/v1/ack",
-            "-H", f"X-API-Key: {key}", "-H", "Content-Type: application/json", "-d", body,
-        ],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    text, _, code = done.stdout.rpartition("\n")
-    return int(code), text
 
 
 def bridge_with_consumer(make_bridge: Callable[..., Bridge]) -> Bridge:

@@ -4,7 +4,9 @@ the snapshot interval the test gives."""
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -88,3 +90,17 @@ def served(
         watcher.stop()
         store.close()
         connections.close()
+
+
+def curl_ack(url: str, key: str, policy: str, consumer: str, replica: str) -> tuple[int, str]:
+    """The shell consumer's one line: ``curl`` with the key it now uses."""
+    body = json.dumps({"policy": policy, "consumer": consumer, "replica": replica})
+    done = subprocess.run(
+        [
+            "curl", "-sS", "-o", "-", "-w", "\\n%{http_code}", "-X", "POST", f"{url}/v1/ack",
+            "-H", f"X-API-Key: {key}", "-H", "Content-Type: application/json", "-d", body,
+        ],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    text, _, code = done.stdout.rpartition("\n")
+    return int(code), text
