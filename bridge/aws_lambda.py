@@ -12,8 +12,10 @@ One function serves three event types:
 The configuration comes from ``LANGSMITH_BRIDGE_CONFIG``: a path in the package, or
 ``s3://…``, a Secrets Manager id or an SSM parameter. It is loaded once per container; so
 is the engine, whose HTTP and AWS clients are reused by warm invocations. Logs are JSON
-lines without secrets. Importing this module pulls in no SDK at all: boto3 loads on first
-use, and hvac, google and grpc never.
+lines without secrets; each run's figures are printed in Embedded Metric Format (namespace
+``LangSmithBridge``), which CloudWatch turns into the metrics the template alarms on.
+Importing this module pulls in no SDK at all: boto3 loads on first use, and hvac, google
+and grpc never.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import contextlib
 import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +34,14 @@ from typing import Any
 from bridge.config import BridgeConfig, load_config, parse_config
 from bridge.engine import Engine
 from bridge.engine.native import NativeRotation
+from bridge.engine.tally import COUNTS, tally, total
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure, event
 from bridge.wiring import Connections, build_engine, fan_out, fetch_config_text, store_options
 
 log = logging.getLogger("bridge.lambda")
 CONFIG_ENV = "LANGSMITH_BRIDGE_CONFIG"
+METRIC_NAMESPACE = "LangSmithBridge"
 
 
 class RunFailed(BridgeError):
@@ -142,7 +148,9 @@ def _scheduled(runtime: Runtime) -> dict[str, Any]:
         sent = fan_out(queue, [p.name for p in policies], runtime.connections)
         event(log, "fanned_out", queue=queue, policies=sent)
         return {"fanned_out": sent}
+    started = time.monotonic()
     report = engine.run(policies)
+    publish_metrics(report.outcomes, time.monotonic() - started)
     summary = _summary(report.outcomes)
     event(log, "run_finished", **{k: v for k, v in summary.items() if k != "failed"})
     if report.listing_error:
@@ -171,7 +179,9 @@ def _sqs(runtime: Runtime, records: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         by_policy.setdefault(name, []).append(message_id)
     if by_policy:
+        started = time.monotonic()
         report = engine.run(engine.select(sorted(by_policy)))
+        publish_metrics(report.outcomes, time.monotonic() - started)
         for outcome in report.outcomes:
             # Without LangSmith's listing nothing was done: every message is retried.
             if not outcome.ok or report.listing_error:
@@ -185,6 +195,27 @@ def _rotation(runtime: Runtime, event_: Mapping[str, Any]) -> None:
     if not isinstance(token, str) or not token:
         raise ConfigError("rotation event without a ClientRequestToken")
     NativeRotation(runtime.engine).step(step, secret, token)
+
+
+def publish_metrics(outcomes: list[Any], seconds: float, out: Any = None) -> None:
+    """Print the run's figures in CloudWatch's Embedded Metric Format: one line for the
+    whole run (no dimensions: what the template's alarms watch), one per policy
+    (dimension ``Policy``). CloudWatch Logs turns them into metrics; no API call is made."""
+    out = out or sys.stdout
+    stamp = int(time.time() * 1000)
+    tallies = [tally(o) for o in outcomes]
+    for one in [total(tallies), *tallies]:
+        dimensions: list[list[str]] = [["Policy"]] if one.policy else [[]]
+        names = [{"Name": name, "Unit": "Count"} for name in COUNTS]
+        fields: dict[str, Any] = dict(one.counts)
+        if one.policy is None:
+            names.append({"Name": "RunDuration", "Unit": "Seconds"})
+            fields["RunDuration"] = round(seconds, 3)
+        else:
+            fields["Policy"] = one.policy
+        metrics = {"Namespace": METRIC_NAMESPACE, "Dimensions": dimensions, "Metrics": names}
+        document = {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": [metrics]}, **fields}
+        print(json.dumps(document, separators=(",", ":")), file=out, flush=True)
 
 
 def _summary(outcomes: list[Any]) -> dict[str, Any]:
