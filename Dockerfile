@@ -19,7 +19,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 
 # Only what the wheel is built from (see .dockerignore).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE MANIFEST.in CHANGELOG.md ./
 COPY bridge ./bridge
 COPY providers ./providers
 
