@@ -182,6 +182,7 @@ def observe_targets(
                 ownership=seen.ownership,
                 detail=seen.detail,
                 settings_digest=seen.settings_digest,
+                version=seen.version,
             )
         )
     return tuple(views)

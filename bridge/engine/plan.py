@@ -26,6 +26,7 @@ class TargetView:
     error: str | None = None  # reading failed; the planner will not act blind
     settings_digest: str | None = None  # of what it holds besides the key; None: not read
     rotation_id: str | None = None  # its marker's, read when the state did not know its key
+    version: str | None = None  # the store's reference of what it serves (a version number)
 
     @property
     def exists(self) -> bool:
@@ -161,6 +162,9 @@ class Adopt(Bookkeeping):
     targets: tuple[str, ...]  # the targets serving it
     current: bool  # the newest key served: it becomes current; others superseded
     at: datetime
+    # The version each serving target holds it in, so revoking it retires those versions
+    # (a Secret Manager version disabled, as for any generation the bridge published).
+    versions: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         role = "current" if self.current else "superseded, behind its gate"
@@ -188,6 +192,7 @@ class Adopt(Bookkeeping):
             published_at=self.at,
             superseded_at=None if self.current else self.at,
             adopted=True,
+            targets=dict(self.versions),
         )
         if self.current:
             return record.with_generation(adopted)

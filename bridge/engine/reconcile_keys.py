@@ -49,12 +49,15 @@ def adoptions(policy: str, record: PolicyRecord, obs: Observation) -> list[Adopt
         if (marker := Marker.parse(key.description)) and marker.policy == policy
     }
     served: dict[str, list[str]] = {}
+    versions: dict[str, list[tuple[str, str]]] = {}
     fingerprints: dict[str, str] = {}
     for view in obs.targets:
         if view.ownership != "ours" or not view.fingerprint or view.fingerprint in known:
             continue
         if view.rotation_id in by_rotation and view.rotation_id not in rotations:
             served.setdefault(view.rotation_id, []).append(view.target_id)
+            if view.version is not None:
+                versions.setdefault(view.rotation_id, []).append((view.target_id, view.version))
             fingerprints[view.rotation_id] = view.fingerprint
     if not served:
         return []
@@ -78,6 +81,7 @@ def adoptions(policy: str, record: PolicyRecord, obs: Observation) -> list[Adopt
                 targets=tuple(targets),
                 current=rotation == newest and newest_is_current,
                 at=obs.now,
+                versions=tuple(versions.get(rotation, ())),
             )
         )
     return sorted(steps, key=lambda step: step.current)  # the current one last

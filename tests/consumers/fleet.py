@@ -1,5 +1,6 @@
 """The machinery of the consumers' test: the bridge's configuration, its runs (some
-SIGKILLed), the consumer replicas, and what the emulator and the logs show afterwards.
+SIGKILLed), the consumer replicas, and what the emulator, the stores (``stores``) and
+the logs show afterwards.
 
 Nothing here decides whether the test passes; ``test_consumers_eye`` does.
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 
 from bridge.emulator import Emulator
-from bridge.payload import API_KEY, decode
-from bridge.secrets import KEY_PATTERN
+from tests.consumers.stores import Stores, secrets_in, secrets_in_tree
 from tests.crash.harness import subprocess_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +31,7 @@ BRIDGE_BIN = Path(sys.executable).with_name("langsmith-bridge")
 
 AUTH_CACHE_DELAY_S = 2.0  # emulator: a new key is refused, and a deleted one still works, this long
 LAST_USED_GRANULARITY_S = 2.0  # emulator: last_used_at moves at most this often
-EVERY_S = 3  # run.every: the test starts a run this often (later when one runs longer)
+EVERY_S = 3  # run.every (file stores; see Stores.every_s): a run this often, or when one ends
 VERIFY_DELAY_S = 1  # run.verify_delay (whole seconds: the config's durations are integers)
 VERIFY_ATTEMPTS = 15
 USAGE_QUIET_S = 5  # > a consumer's longest gap (~1 s) + auth cache (2 s) + last_used step (2 s)
@@ -52,27 +51,26 @@ class PolicySpec:
     rotate_every_s: int
     min_overlap_s: int
     key_ttl_s: int
-    target: str  # relative to the bridge's folder
-    format: str  # dotenv | json
+    target: str  # the file variant's target, relative to the bridge's folder
+    format: str  # dotenv | json (the file variant; Secret Manager versions are JSON)
     consumers: tuple[str, ...] = ()
     gate_wait_s: int = 0  # what the gate waits beyond min_overlap (usage: two quiet spells)
 
-    @property
-    def bound_s(self) -> float:
-        """How long after its creation a key must be gone: ``rotate_every + run.every +
-        min_overlap`` plus slack, itself the sum of: the run after the gate opened comes up
-        to ``run.every`` later; the successor's verification waits out the auth cache; kills
-        cost up to ``MAX_KILLS_IN_A_ROW`` runs; 2 s of scheduling; and what the gate itself
-        waits for (``gate_wait_s``)."""
+    def bound_s(self, every_s: int = EVERY_S) -> float:
+        """How long after its creation a key must be gone, the bridge running every
+        ``every_s``: ``rotate_every + run.every + min_overlap`` plus slack, itself the sum
+        of: the run after the gate opened comes up to ``run.every`` later; the successor's
+        verification waits out the auth cache; kills cost up to ``MAX_KILLS_IN_A_ROW`` runs;
+        2 s of scheduling; and what the gate itself waits for (``gate_wait_s``)."""
         slack = (
-            EVERY_S
+            every_s
             + AUTH_CACHE_DELAY_S
             + VERIFY_DELAY_S
-            + MAX_KILLS_IN_A_ROW * EVERY_S
+            + MAX_KILLS_IN_A_ROW * every_s
             + 2
             + self.gate_wait_s
         )
-        return self.rotate_every_s + EVERY_S + self.min_overlap_s + slack
+        return self.rotate_every_s + every_s + self.min_overlap_s + slack
 
 
 # ``tracing`` waits for every replica of both consumers (explicit acks with proofs), a
@@ -111,8 +109,9 @@ CONSUMERS: dict[str, tuple[int, tuple[str, ...]]] = {
 PAUSED_CONSUMERS = ("api",)
 
 
-def config_text(url: str, workspaces: list[str]) -> str:
-    """The bridge's configuration: file targets, file state, runs every ``EVERY_S``."""
+def config_text(url: str, workspaces: list[str], stores: Stores) -> str:
+    """The bridge's configuration: ``stores``' targets and state, runs every
+    ``stores.every_s``."""
     ws0, ws1 = workspaces[:2]
     return f"""
 [langsmith]
@@ -122,12 +121,9 @@ instance = "consumers-eye"   # kept when the state is lost, so its keys stay its
 timeout = "5s"
 max_attempts = 3             # worst call 5s x 3 + 10s x 2 = 35s; lease_ttl >= 3 x that
 
-[state]
-backend = "file"
-path = "state/bridge-state.db"
-
+{stores.state_toml()}
 [run]
-every = "{EVERY_S}s"
+every = "{stores.every_s}s"
 lease_ttl = "2m"
 verify_attempts = {VERIFY_ATTEMPTS}
 verify_delay = "{VERIFY_DELAY_S}s"
@@ -141,7 +137,7 @@ replica_ttl = "{REPLICA_TTL_S}s"
 rotate_every = "{TRACING.rotate_every_s}s"
 min_overlap = "{TRACING.min_overlap_s}s"
 key_ttl = "{TRACING.key_ttl_s}s"
-target = [{{ provider = "file", path = "{TRACING.target}", format = "{TRACING.format}" }}]
+target = [{stores.target_toml(TRACING)}]
 
 [[policy]]
 name = "{BATCH.name}"
@@ -151,26 +147,15 @@ usage_quiet = "{USAGE_QUIET_S}s"
 rotate_every = "{BATCH.rotate_every_s}s"
 min_overlap = "{BATCH.min_overlap_s}s"
 key_ttl = "{BATCH.key_ttl_s}s"
-target = [{{ provider = "file", path = "{BATCH.target}", format = "{BATCH.format}" }}]
+target = [{stores.target_toml(BATCH)}]
 """
 
 
-def secrets_in(text: str) -> int:
-    return len(KEY_PATTERN.findall(text))
+__all__ = ["secrets_in", "secrets_in_tree"]  # re-exported for the test
 
 
 def read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
-
-
-def secrets_in_tree(folder: Path) -> dict[str, int]:
-    """File name -> key-shaped strings in it, for every file under ``folder`` that has any."""
-    found = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        count = secrets_in(read_text(path))
-        if count:
-            found[str(path.relative_to(folder))] = count
-    return found
 
 
 # -- the bridge's runs ----------------------------------------------------------------
@@ -187,6 +172,9 @@ class RunLog:
     killed: bool = False
     kill_after: float | None = None
     kill_on: str | None = None  # the engine event an aimed kill waited for
+    pid: int = 0
+    leases_expired: int = 0  # killed: the leases it left, expired by the test
+    leases_left: int = 0  # finished: the leases it did not release
 
     def text(self) -> str:
         return read_text(self.out) + read_text(self.err)
@@ -202,12 +190,17 @@ class RunLog:
 
 
 class Bridge:
-    """``langsmith-bridge run`` as a subprocess, in ``root``."""
+    """``langsmith-bridge run`` as a subprocess, in ``root``, on ``stores``."""
 
     def __init__(
-        self, root: Path, admin_key: str, processes: list[subprocess.Popen[bytes]]
+        self,
+        root: Path,
+        admin_key: str,
+        processes: list[subprocess.Popen[bytes]],
+        stores: Stores,
     ) -> None:
         self.root = root
+        self.stores = stores
         self.config = root / "bridge.toml"
         self.env = subprocess_env(LANGSMITH_ADMIN_KEY=admin_key)
         self.processes = processes
@@ -234,7 +227,7 @@ class Bridge:
             )
         self.processes.append(proc)
         self.runs.append(run)
-        run.kill_after, run.kill_on = kill_after, kill_on
+        run.kill_after, run.kill_on, run.pid = kill_after, kill_on, proc.pid
         if kill_on is not None and not self._logged(run, proc, kill_on):
             kill_after = None  # the run never got there: let it finish
         if kill_after is not None:
@@ -245,6 +238,10 @@ class Bridge:
                 run.killed = True
         run.returncode = proc.wait(timeout=90)
         run.ended = time.time()
+        if run.killed:
+            run.leases_expired = self.stores.settle(proc.pid)
+        else:
+            run.leases_left = self.stores.leases_held(proc.pid)
         return run
 
     @staticmethod
@@ -262,18 +259,6 @@ class Bridge:
         for run in self.runs:
             for item in run.events():
                 yield run, item
-
-    def lose_state(self) -> dict[str, int]:
-        """Delete the state (database, write-ahead log, locks) between two runs; returns
-        the key-shaped strings found in it first. The folder is renamed away before it is
-        deleted, so a consumer acknowledging at that instant writes either to the old
-        database or to a new one, never to a mix of both."""
-        state = self.root / "state"
-        lost = self.root / f"state.lost-{time.monotonic_ns()}"
-        state.rename(lost)
-        found = secrets_in_tree(lost)
-        shutil.rmtree(lost)
-        return found
 
 
 # -- the consumers -----------------------------------------------------------------------
@@ -503,17 +488,58 @@ def runs_by_project(emu: Emulator) -> dict[str, int]:
     return counts
 
 
-def served_key_ids(emu: Emulator, root: Path, policies: Iterable[PolicySpec]) -> dict[str, str]:
+def served_key_ids(emu: Emulator, stores: Stores, policies: Iterable[PolicySpec]) -> dict[str, str]:
     """Policy -> id of the key its target holds now (looked up in-process: the key itself
     never leaves this function)."""
     found = {}
     for policy in policies:
-        text = (root / policy.target).read_text(encoding="utf-8")
-        key = decode(text, "json" if policy.format == "json" else "dotenv").get(API_KEY, "")
-        record = emu.state.find_key(key)
+        current = [s for s in stores.served(policy) if s.current]
+        record = emu.state.find_key(current[0].key) if current else None
         if record is not None:
             found[policy.name] = record.id
     return found
+
+
+@dataclass(frozen=True)
+class DeadServed:
+    """A key a target hands out that LangSmith no longer accepts (no secret)."""
+
+    policy: str
+    where: str
+    current: bool
+    short_key: str | None  # None: a key LangSmith never issued
+    key_id: str | None
+    how: str  # deleted | expired | unknown
+
+
+def dead_keys_served(
+    emu: Emulator, stores: Stores, policies: Iterable[PolicySpec], now: float
+) -> tuple[list[DeadServed], int]:
+    """Keys the targets hand out that no longer work: the current one deleted, expired
+    or unknown; any other served one (an ENABLED Secret Manager version) deleted or
+    unknown. An older version holding an expired key is an orphan the state loss left to
+    its ``expires_at`` (README, "heal"), not a revocation that missed it. Also returns how
+    many keys the targets serve in all."""
+    dead, served = [], 0
+    for policy in policies:
+        for item in stores.served(policy):
+            served += 1
+            record = emu.state.find_key(item.key)
+            if record is None:
+                unknown = DeadServed(policy.name, item.where, item.current, None, None, "unknown")
+                dead.append(unknown)
+                continue
+            expires = _epoch(record.expires_at)
+            if record.deleted_at is not None:
+                how = "deleted"
+            elif item.current and expires is not None and expires <= now:
+                how = "expired"
+            else:
+                continue
+            dead.append(
+                DeadServed(policy.name, item.where, item.current, record.short_key, record.id, how)
+            )
+    return dead, served
 
 
 def rel(t0: float, instant: float | None) -> str:

@@ -13,9 +13,17 @@ org-wide, usage gate), is SIGKILLed at seeded random and aimed instants, and los
 state once. ``api`` replicas are stalled (SIGSTOP) for a few seconds now and then: a
 replica that has not moved on yet, but is alive, must keep its old key.
 
+It runs twice, once per kind of store (``tests/consumers/stores.py``): ``file`` (file
+targets, the SQLite state in the test's folder, lost by deleting its folder) and ``gcp``
+(Google Secret Manager secrets on the in-process gRPC fake, which outlives every kill and
+which bridge and consumers alike reach over loopback; the state in a fresh bucket of the
+session's fake-gcs-server, lost by deleting every object under its prefix).
+
 It passes only if no consumer ever got a 401/403 (or any other failed response), every
-traced run arrived, no key outlived its policy's bound, several rotations, revocations and
-kills actually happened, and no full key appears in any output, report or state file.
+traced run arrived, no key outlived its policy's bound, no target hands out a key
+LangSmith no longer accepts (for Secret Manager: neither ``current`` nor any other ENABLED
+version), several rotations, revocations and kills actually happened, and no full key
+appears in any output, report or stored state.
 Set ``BRIDGE_CONSUMERS_SEED`` to replay a seed (a failure prints it); ``-s`` shows the
 summary line.
 """
@@ -39,7 +47,6 @@ from bridge.secrets import redact
 from tests.consumers.fleet import (
     CONSUMER_INTERVAL_S,
     CONSUMERS,
-    EVERY_S,
     MAX_KILLS_IN_A_ROW,
     PAUSE_S,
     PAUSED_CONSUMERS,
@@ -52,28 +59,46 @@ from tests.consumers.fleet import (
     RunLog,
     bridge_keys,
     config_text,
+    dead_keys_served,
     rel,
     runs_by_project,
     secrets_in,
-    secrets_in_tree,
     served_key_ids,
 )
+from tests.consumers.stores import Stores
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 DEFAULT_SEED = 20250307
-ITERATIONS = 18  # runs in the loop, one every EVERY_S (about 54 s)
-STATE_LOSS_BEFORE = 8  # the state is deleted before this run of the loop
 RANDOM_KILL_CHANCE = 0.2  # per run: SIGKILL at a random instant ...
 AIMED_KILL_CHANCE = 0.3  # ... or right after one of these engine events
 AIM_AT = ("minted", "published", "current", "revoked")
-KILL_WINDOW_S = (0.05, 2.6)  # a run that rotates takes ~2.4 s (verify waits out the cache)
 PAUSES = 3  # api replicas stalled for PAUSE_S, one at a time, spread over the loop
 MIN_KILLS = 4
 MIN_ROTATIONS = 4  # per policy
 MIN_REVOKED = 3  # per policy: keys the bridge deleted
 MIN_KEYS_PER_REPLICA = 3  # per policy a replica traces with
 MIN_RUNS_PER_FEED = 40  # runs a replica traced per policy
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How the loop runs the bridge, for a kind of stores (``Stores.every_s`` apart)."""
+
+    iterations: int  # runs in the loop
+    state_loss_before: int  # the state is deleted before this run of the loop
+    kill_window_s: tuple[float, float]  # random kills land this far into a run
+
+    @staticmethod
+    def of(stores: Stores) -> Cadence:
+        return CADENCES[stores.kind]
+
+
+# kind of stores -> the loop's cadence: about 55 s of runs either way
+CADENCES = {
+    "file": Cadence(18, 8, (0.05, 2.6)),  # a rotating run takes ~2.4 s
+    "gcp": Cadence(14, 6, (0.05, 3.6)),  # ... ~3.5 s, the Google clients' import included
+}
 
 
 @dataclass
@@ -94,9 +119,15 @@ def seed() -> int:
     return int(os.environ.get("BRIDGE_CONSUMERS_SEED", DEFAULT_SEED))
 
 
-def pause_schedule(rng: random.Random, fleet: Fleet) -> list[tuple[float, Replica, float]]:
+def loop_seconds(stores: Stores) -> float:
+    return Cadence.of(stores).iterations * stores.every_s
+
+
+def pause_schedule(
+    rng: random.Random, fleet: Fleet, loop_s: float
+) -> list[tuple[float, Replica, float]]:
     """``PAUSES`` stalls of paused-kind replicas, one per equal share of the loop."""
-    share = ITERATIONS * EVERY_S / PAUSES
+    share = loop_s / PAUSES
     candidates = [r for r in fleet.replicas if r.consumer in PAUSED_CONSUMERS]
     return [
         (k * share + rng.uniform(2, share - PAUSE_S - 2), rng.choice(candidates), PAUSE_S)
@@ -108,22 +139,23 @@ def failure(run: RunLog) -> str:
     return f"run {run.index} exited {run.returncode}:\n{redact(run.text())[-3000:]}"
 
 
-def drive(bridge: Bridge, emu: Emulator, rng: random.Random) -> Loop:
-    """``ITERATIONS`` runs ``EVERY_S`` apart, some SIGKILLed, the state lost once."""
+def drive(bridge: Bridge, emu: Emulator, stores: Stores, rng: random.Random) -> Loop:
+    """The cadence's runs ``stores.every_s`` apart, some SIGKILLed, the state lost once."""
+    cadence, every = Cadence.of(stores), stores.every_s
     loop = Loop()
     in_a_row = 0
-    for i in range(ITERATIONS):
+    for i in range(cadence.iterations):
         slot = time.monotonic()
         # Drawn every iteration, whatever happens, so a seed replays the same schedule.
-        draw, delay = rng.random(), rng.uniform(*KILL_WINDOW_S)
+        draw, delay = rng.random(), rng.uniform(*cadence.kill_window_s)
         event, after = rng.choice(AIM_AT), rng.uniform(0.0, 0.03)
         kill = draw < RANDOM_KILL_CHANCE + AIMED_KILL_CHANCE and in_a_row < MAX_KILLS_IN_A_ROW
         aimed = kill and draw >= RANDOM_KILL_CHANCE
         in_a_row = in_a_row + 1 if kill else 0
-        if i == STATE_LOSS_BEFORE:
-            loop.served_at_loss = served_key_ids(emu, bridge.root, POLICIES)
+        if i == cadence.state_loss_before:
+            loop.served_at_loss = served_key_ids(emu, stores, POLICIES)
             loop.lost_at = time.time()
-            loop.lost_state_secrets = bridge.lose_state()
+            loop.lost_state_secrets = stores.lose_state()
         if aimed:
             run = bridge.run(kill_after=after, kill_on=event)
         else:
@@ -136,7 +168,7 @@ def drive(bridge: Bridge, emu: Emulator, rng: random.Random) -> Loop:
             loop.failed_runs.append(run)
         if loop.lost_at and not loop.recovered_at and not run.killed and run.returncode == 0:
             loop.recovered_at = run.ended
-        time.sleep(max(0.0, slot + EVERY_S - time.monotonic()))
+        time.sleep(max(0.0, slot + every - time.monotonic()))
     return loop
 
 
@@ -146,8 +178,11 @@ def drive(bridge: Bridge, emu: Emulator, rng: random.Random) -> Loop:
 class Checks:
     """Every check of the test, each adding readable problems (never a full key)."""
 
-    def __init__(self, t0: float, keys: list[KeyLife], loop: Loop, now: float) -> None:
+    def __init__(
+        self, t0: float, keys: list[KeyLife], loop: Loop, now: float, every_s: int
+    ) -> None:
         self.t0 = t0
+        self.every_s = every_s
         self.keys = keys
         self.loop = loop
         self.now = now
@@ -233,10 +268,10 @@ class Checks:
             end = key.ended(self.now)
             life = (end[0] if end else self.now) - key.created
             if key.id in current:
-                if life > spec.bound_s:
+                if life > spec.bound_s(self.every_s):
                     self.problems.append(
                         f"{key.policy}: current key {key.short_key} is {life:.1f}s old, beyond "
-                        f"the {spec.bound_s:.0f}s bound: rotation stalled"
+                        f"the {spec.bound_s(self.every_s):.0f}s bound: rotation stalled"
                     )
                 continue
             # The state lost, a superseded (or half-minted) key that no target served is an
@@ -246,7 +281,7 @@ class Checks:
             )
             stranded = alive_at_loss and key.id not in served_at_loss
             stranded_keys += stranded
-            bound = spec.key_ttl_s + 1 if stranded else spec.bound_s
+            bound = spec.key_ttl_s + 1 if stranded else spec.bound_s(self.every_s)
             if not stranded:
                 longest[key.policy] = max(longest.get(key.policy, 0.0), life)
             if life > bound:
@@ -285,6 +320,7 @@ class Outcome:
 
     t0: float
     root: Path
+    stores: Stores
     bridge: Bridge
     fleet: Fleet
     loop: Loop
@@ -294,27 +330,30 @@ class Outcome:
     stopped_by_force: list[str]
 
 
-def play(root: Path, emu: Emulator, processes: list[subprocess.Popen[bytes]]) -> Outcome:
+def play(
+    root: Path, emu: Emulator, stores: Stores, processes: list[subprocess.Popen[bytes]]
+) -> Outcome:
     """Bootstrap, start the replicas, drive the loop (pauses beside it), one final run,
     stop the replicas."""
     t0 = time.time()
     (root / "bridge.toml").write_text(
-        config_text(emu.url, emu.bootstrap["workspace_ids"]), encoding="utf-8"
+        config_text(emu.url, emu.bootstrap["workspace_ids"], stores), encoding="utf-8"
     )
-    bridge = Bridge(root, emu.bootstrap["admin_key"], processes)
+    bridge = Bridge(root, emu.bootstrap["admin_key"], processes, stores)
     fleet = Fleet(root, processes)
     pauser: Pauser | None = None
     try:
         first = bridge.run()
         assert first.returncode == 0, failure(first)
-        fleet.start(bridge.config, deadline=time.time() + ITERATIONS * EVERY_S + 60)
+        fleet.start(bridge.config, deadline=time.time() + loop_seconds(stores) + 60)
         late = fleet.wait_ready(timeout=40)
         assert not late, f"replicas not tracing after 40 s: {late}\n" + "\n".join(
             redact(r.output())[-1500:] for r in fleet.replicas if r.name in late
         )
         started = time.time()
-        pauser = Pauser(pause_schedule(random.Random(seed() + 1), fleet)).start()
-        loop = drive(bridge, emu, random.Random(seed()))
+        schedule = pause_schedule(random.Random(seed() + 1), fleet, loop_seconds(stores))
+        pauser = Pauser(schedule).start()
+        loop = drive(bridge, emu, stores, random.Random(seed()))
         pauser.stop()
         final = bridge.run()
         loop_s = time.time() - started
@@ -325,7 +364,9 @@ def play(root: Path, emu: Emulator, processes: list[subprocess.Popen[bytes]]) ->
             pauser.stop()
         fleet.stop_file.parent.mkdir(exist_ok=True)
         fleet.stop_file.touch()  # the processes fixture kills whatever is still running
-    return Outcome(t0, root, bridge, fleet, loop, pauser.done, final, loop_s, stopped_by_force)
+    return Outcome(
+        t0, root, stores, bridge, fleet, loop, pauser.done, final, loop_s, stopped_by_force
+    )
 
 
 def check_bridge(outcome: Outcome, checks: Checks, served: dict[str, str]) -> dict[str, Any]:
@@ -335,6 +376,11 @@ def check_bridge(outcome: Outcome, checks: Checks, served: dict[str, str]) -> di
     if outcome.final.returncode != 0:
         problems.append(f"the final run failed: {failure(outcome.final)}")
     problems += [f"a run that was not killed failed: {failure(r)}" for r in loop.failed_runs]
+    problems += [
+        f"run {r.index} finished and left {r.leases_left} lease(s) behind"
+        for r in outcome.bridge.runs
+        if r.leases_left
+    ]
     if outcome.stopped_by_force:
         problems.append(f"replicas that did not stop by themselves: {outcome.stopped_by_force}")
     rotations, revoked, adopted = engine_counts(outcome.bridge)
@@ -364,26 +410,36 @@ def leaks(outcome: Outcome) -> list[str]:
         text = replica.output() + replica.report.read_text(encoding="utf-8")
         if found := secrets_in(text):
             problems.append(f"SECRET in the output or report of {replica.name}: {found} key(s)")
-    in_state = [
-        *outcome.loop.lost_state_secrets.items(),
-        *secrets_in_tree(outcome.root / "state").items(),
-    ]
-    problems += [f"SECRET in state file {where}: {found} key(s)" for where, found in in_state]
+    in_state = [*outcome.loop.lost_state_secrets.items(), *outcome.stores.state_secrets().items()]
+    problems += [f"SECRET in the state, {where}: {found} key(s)" for where, found in in_state]
     return problems
+
+
+def run_seconds(bridge: Bridge) -> tuple[float, float]:
+    """Median and longest wall time of the runs that were not killed."""
+    spans = sorted(r.ended - r.started for r in bridge.runs if not r.killed) or [0.0]
+    return spans[len(spans) // 2], spans[-1]
 
 
 def judge(outcome: Outcome, emu: Emulator) -> str:
     """Every check; the summary line, or an ``AssertionError`` listing every problem."""
-    checks = Checks(outcome.t0, bridge_keys(emu), outcome.loop, time.time())
+    every = outcome.stores.every_s
+    checks = Checks(outcome.t0, bridge_keys(emu), outcome.loop, time.time(), every)
     counted = runs_by_project(emu)
     reports = {r.name: r.read_report() for r in outcome.fleet.replicas}
     for name, report in reports.items():  # (1) nothing refused or lost, by any replica
         checks.consumer(name, report)
         checks.traces(name, report, counted)
-    served = served_key_ids(emu, outcome.root, POLICIES)
+    served = served_key_ids(emu, outcome.stores, POLICIES)
     longest, stranded = checks.key_lives(served)  # (2) no key outlived its bound
-    engine = check_bridge(outcome, checks, served)  # (3) the runs, and not vacuous
-    checks.problems += leaks(outcome)  # (4) no key anywhere
+    dead, serving = dead_keys_served(emu, outcome.stores, POLICIES, checks.now)
+    checks.problems += [  # (3) no target hands out a key LangSmith refuses
+        f"{d.policy}: {'current ' if d.current else ''}{d.where} serves "
+        + (f"{checks.key_story(d.short_key)}, {d.how}" if d.short_key else "an unknown key")
+        for d in dead
+    ]
+    engine = check_bridge(outcome, checks, served)  # (4) the runs, and not vacuous
+    checks.problems += leaks(outcome)  # (5) no key anywhere
 
     http: Counter[str] = Counter()
     for report in reports.values():
@@ -392,7 +448,7 @@ def judge(outcome: Outcome, emu: Emulator) -> str:
     loop = outcome.loop
     summary = " ".join(
         [
-            f"consumers' eye: seed={seed()}",
+            f"consumers' eye [{outcome.stores.kind}]: seed={seed()}",
             "replicas=" + ",".join(f"{c}:{n}" for c, (n, _) in CONSUMERS.items()),
             f"requests={sum(http.values())}",
             f"failed={sum(n for status, n in http.items() if int(status) >= 400)}",
@@ -400,12 +456,16 @@ def judge(outcome: Outcome, emu: Emulator) -> str:
             f"traces_sent={sum(s['sent'] for s in feeds)}",
             f"counted={sum(counted.get(s['project'], 0) for s in feeds)}",
             f"runs={len(outcome.bridge.runs)} kills={loop.kills}",
+            f"leases_expired={sum(r.leases_expired for r in outcome.bridge.runs)}",
+            "run_s=" + "/".join(f"{x:.1f}" for x in run_seconds(outcome.bridge)),
             "(" + ", ".join(f"{k} x{n}" for k, n in sorted(loop.kinds.items())) + ")",
             f"pauses={len(outcome.pauses)}x{PAUSE_S}s",
             *(f"{name}={value}" for name, value in engine.items()),
             f"keys={len(checks.keys)} stranded_by_state_loss={stranded}",
+            f"served_now={serving} dead_served={len(dead)}",
             "longest_life=" + ",".join(f"{p}:{s:.1f}s" for p, s in sorted(longest.items())),
-            "bounds=" + ",".join(f"{p.name}:{p.bound_s:.0f}s" for p in POLICIES),
+            f"every={every}s",
+            "bounds=" + ",".join(f"{p.name}:{p.bound_s(every):.0f}s" for p in POLICIES),
             f"state_lost={rel(outcome.t0, loop.lost_at)}",
             f"acks_refused={sum(len(s['ack_refused']) for s in feeds)}",
             f"acks_failed={sum(len(s['load_errors']) for s in feeds)}",
@@ -419,15 +479,16 @@ def judge(outcome: Outcome, emu: Emulator) -> str:
     return summary
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(240)
 def test_consumers_never_see_a_refused_key_while_the_bridge_rotates_dies_and_forgets(
     tmp_path: Path,
     emulator: Emulator,
+    stores: Stores,
     processes: list[subprocess.Popen[bytes]],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     try:
-        summary = judge(play(tmp_path, emulator, processes), emulator)
+        summary = judge(play(tmp_path, emulator, stores, processes), emulator)
     except BaseException as exc:
         exc.add_note(f"replay: BRIDGE_CONSUMERS_SEED={seed()}")
         raise

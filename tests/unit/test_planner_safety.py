@@ -253,3 +253,23 @@ def test_a_key_is_replaced_a_run_interval_before_it_would_have_to_be() -> None:
     obs = observe(views(a="fp1", b="fp1"), [marked(1)])
     # expires_at - min_overlap - run.every is one minute away; the margin makes it now.
     assert rotation_reason(short, record, obs) is not None
+
+
+def test_an_adopted_generation_records_the_versions_its_targets_serve_it_in() -> None:
+    """So that revoking it retires them, as for any generation the bridge published."""
+    adopt = Adopt(
+        rotation_id="r1",
+        key_id="k1",
+        short_key="lsv2_sk_ab...cd",
+        fingerprint="f1",
+        created_at=NOW,
+        expires_at=None,
+        targets=("gcp:p/s",),
+        current=False,
+        at=NOW,
+        versions=(("gcp:p/s", "5"),),
+    )
+
+    adopted = adopt.apply(PolicyRecord(policy="p")).find("r1")
+
+    assert adopted.targets == {"gcp:p/s": "5"}
