@@ -87,3 +87,5 @@ print(f"{target}")
 print(f"zip {target.stat().st_size / 2**20:.2f} MiB, unzipped {unzipped / 2**20:.2f} MiB,"
       f" {len(files)} files")
 PY
+# The unversioned name infra/aws/template.yaml's CodeUri points at.
+cp "$zip" "$out/langsmith-bridge-lambda-arm64.zip"
