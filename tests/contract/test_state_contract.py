@@ -26,6 +26,7 @@ from bridge.state.model import (
     PROOF_MAX,
     REPLICAS_KEPT,
     Ack,
+    Alerted,
     Event,
     Generation,
     Phase,
@@ -64,6 +65,7 @@ def full_generation(n: int, phase: Phase, key: str | None = None) -> Generation:
         idle_seen_at=at + timedelta(days=4),
         idle_last_used=at + timedelta(hours=5),
         adopted=n % 2 == 0,
+        request=f"pubsub:{n}",
     )
 
 
@@ -191,8 +193,14 @@ def event(n: int) -> Event:
 def test_records_round_trip_every_field_of_generations_in_every_phase(
     store: StateStore,
 ) -> None:
+    alerts = {"overdue:r1": Alerted(digest="0123456789abcdef", at=T0)}
     record = store.load("p").model_copy(
-        update={"last_run_at": T0, "last_error": "LangSmith 503", "last_success_at": T0}
+        update={
+            "last_run_at": T0,
+            "last_error": "LangSmith 503",
+            "last_success_at": T0,
+            "alerts": alerts,
+        }
     )
     for n, phase in enumerate(Phase):
         record = record.with_generation(full_generation(n, phase)).with_event(event(n))
