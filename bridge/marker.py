@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 
 _NAMES = r"policy=(?P<policy>\S+) rotation=(?P<rotation>\S+)"
-_KEY = re.compile(r"^langsmith-bridge:(?P<instance>[A-Za-z0-9_.-]+) " + _NAMES + "$")
+# At the end of the description: a Vault role may put its own words in front of it.
+_KEY = re.compile(r"(?:^|\s)langsmith-bridge:(?P<instance>[A-Za-z0-9_.-]+) " + _NAMES + "$")
 _PAYLOAD = re.compile("^" + _NAMES + "$")
 
 
@@ -33,7 +34,7 @@ class Marker:
 
     @classmethod
     def parse(cls, description: str) -> Marker | None:
-        match = _KEY.match(description.strip())
+        match = _KEY.search(description.strip())
         if not match:
             return None
         return cls(match["instance"], match["policy"], match["rotation"])
