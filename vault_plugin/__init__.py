@@ -1,0 +1,1 @@
+"""OpenBao secrets-engine plugin for langsmith-bridge."""

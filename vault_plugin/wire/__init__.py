@@ -1,0 +1,1 @@
+"""Generated gRPC wire modules (scripts/gen-wire.sh); do not edit by hand."""
