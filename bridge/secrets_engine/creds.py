@@ -88,7 +88,7 @@ class DynamicCreds:
     ) -> None:
         self.docs = Documents(storage)
         self._keys = keys
-        self._clock = clock
+        self.clock = clock
         self.instance = instance
         self._client: tuple[tuple[str, str], KeyService] | None = None
         self._lock = threading.Lock()
@@ -141,7 +141,7 @@ class DynamicCreds:
         ttl = min(requested_ttl or role.ttl or limits.default_ttl, max_ttl)
         if ttl <= timedelta(0):
             raise BadRequest("the lease TTL must be positive")
-        now = self._clock()
+        now = self.clock()
         wal = Wal(id=_random.token_hex(8), role=role.name, started_at=now)
         self.docs.write(f"wal/{wal.id}", wal)  # before the mint: a crash leaves a trace
         marker = Marker(self.instance, f"{POLICY_PREFIX}{role.name}", wal.id)
@@ -204,9 +204,10 @@ class DynamicCreds:
     def rollback(self) -> Swept:
         """Delete what crashes left: keys of dead mints, and keys no lease holds."""
         swept = Swept()
-        if self.docs.read("config", EngineConfig) is None:
+        config = self.docs.read("config", EngineConfig)
+        if config is None:
             return swept  # nothing was ever minted
-        now = self._clock()
+        now = self.clock()
         walls = {name: self.docs.read(f"wal/{name}", Wal) for name in self.docs.names("wal/")}
         indexed = set(self.docs.names("issued/"))
         with self.client() as keys:
@@ -217,6 +218,8 @@ class DynamicCreds:
                     continue
                 if not marker.policy.startswith(POLICY_PREFIX) or key.id in indexed:
                     continue
+                if key.id == config.admin_key_id:
+                    continue  # the admin key rotate-root made: in charge, not an orphan
                 wal = walls.get(marker.rotation_id)
                 created = key.created_at or now
                 if wal is not None and now - wal.started_at < WAL_GRACE:

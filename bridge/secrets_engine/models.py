@@ -55,7 +55,8 @@ class EngineConfig(_Document):
 
     endpoint: str = Field(min_length=1)
     admin_key: str = Field(min_length=1, repr=False)
-    admin_key_id: str | None = None  # known once rotate-root made the key
+    admin_key_id: str | None = None  # given, or known once rotate-root made the key
+    admin_org_role_id: str | None = None  # the org role rotate-root gives its successor
     organization_id: str | None = None
     public_endpoint: str | None = None  # LANGSMITH_ENDPOINT handed to consumers, if other
 
