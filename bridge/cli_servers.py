@@ -1,4 +1,5 @@
-"""The CLI's long-running commands: ``serve``, ``emulator``, ``gcp-emulator``, ``gcp-push``.
+"""The CLI's long-running commands: ``serve``, ``vault-plugin``, ``emulator``,
+``gcp-emulator``, ``gcp-push``.
 
 Registering them imports no server: each handler loads its own on use, so ``status`` or
 ``run`` never pays for starlette, grpc or functions-framework.
@@ -34,6 +35,13 @@ def add_server_commands(command: Command, commands: Any) -> None:
         metavar="PATH",
         help="bearer token for the read-only endpoints; required beyond loopback",
     )
+    plugin = commands.add_parser(
+        "vault-plugin",
+        help="Run as the OpenBao/Vault secrets-engine plugin, or `install --dir DIR` it.",
+        add_help=False,
+    )
+    plugin.add_argument("plugin_args", nargs=argparse.REMAINDER)
+    plugin.set_defaults(handler=_vault_plugin)
     emulator = command(
         "emulator", _emulator, "Serve a local LangSmith-compatible API for demos and tests."
     )
@@ -67,6 +75,15 @@ def _serve(args: argparse.Namespace) -> int:
     from bridge.serve import serve
 
     return serve(_config_path(args), args.host, args.port, args.every, args.token_file)
+
+
+def _vault_plugin(args: argparse.Namespace) -> int:
+    """Loaded by name: the core's import graph never reaches grpc (an import contract)."""
+    import importlib
+
+    plugin = importlib.import_module("vault_plugin.cli")
+    code: int = plugin.main(args.plugin_args)
+    return code
 
 
 def _emulator(args: argparse.Namespace) -> int:
