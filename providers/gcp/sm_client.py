@@ -21,10 +21,11 @@ def client(target: GcpTarget) -> Any:
     )
 
     if target.insecure:
-        import grpc  # type: ignore[import-untyped]
+        import grpc  # type: ignore[import-untyped,unused-ignore]
 
         # ``api_endpoint`` with anonymous credentials would still open TLS; only an
         # explicit channel speaks plain text (loopback only, checked by the config).
+        assert target.endpoint is not None  # the config requires one with insecure
         channel = grpc.insecure_channel(target.endpoint)
         transport = SecretManagerServiceGrpcTransport(channel=channel)
         return SecretManagerServiceClient(transport=transport)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from google.cloud.secretmanager_v1.types import resources
 
@@ -78,11 +78,13 @@ def check_rotation(secret: resources.Secret, now: datetime) -> None:
         raise FakeStatus("INVALID_ARGUMENT", "A secret with a rotation needs topics.")
     if "rotation_period" in rotation and "next_rotation_time" not in rotation:
         raise FakeStatus("INVALID_ARGUMENT", "rotation_period needs next_rotation_time.")
-    if "next_rotation_time" in rotation and rotation.next_rotation_time < now + MIN_ROTATION_LEAD:
+    first = cast(datetime, rotation.next_rotation_time)  # proto-plus hands a datetime
+    period = cast(timedelta, rotation.rotation_period)
+    if "next_rotation_time" in rotation and first < now + MIN_ROTATION_LEAD:
         raise FakeStatus(
             "INVALID_ARGUMENT", "next_rotation_time must be at least 5 minutes in the future."
         )
-    if "rotation_period" in rotation and rotation.rotation_period < MIN_ROTATION_PERIOD:
+    if "rotation_period" in rotation and period < MIN_ROTATION_PERIOD:
         raise FakeStatus("INVALID_ARGUMENT", "rotation_period must be at least 3600s.")
 
 

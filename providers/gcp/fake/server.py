@@ -12,7 +12,7 @@ from concurrent import futures
 from types import TracebackType
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc  # type: ignore[import-untyped,unused-ignore]
 from google.cloud.secretmanager_v1.types import service
 
 from providers.gcp.fake.faults import Faults
@@ -31,6 +31,11 @@ def _resource(request: Any) -> str:
             return str(value)
     secret = getattr(request, "secret", None)
     return str(getattr(secret, "name", "") or "")
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = type(message).serialize(message)
+    return data
 
 
 def _no_bytes(_message: object) -> bytes:
@@ -135,11 +140,7 @@ class FakeSecretManager:
             method: grpc.unary_unary_rpc_method_handler(
                 self._wrap(method, call),
                 request_deserializer=request_type.deserialize,
-                response_serializer=(
-                    _no_bytes
-                    if response_type is empty
-                    else lambda message: type(message).serialize(message)
-                ),
+                response_serializer=(_no_bytes if response_type is empty else _serialize),
             )
             for method, (request_type, response_type, call) in table.items()
         }

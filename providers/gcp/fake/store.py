@@ -168,7 +168,7 @@ class SecretStore:
             if name in self._secrets:
                 raise FakeStatus("ALREADY_EXISTS", f"Secret [{name}] already exists.")
             secret.name = name
-            secret.create_time = _now()
+            secret.create_time = _now()  # type: ignore[assignment,unused-ignore]
             secret.etag = self._etag()
             self._secrets[name] = _Secret(message=secret)
             return _copy_secret(secret)
@@ -319,7 +319,7 @@ class SecretStore:
                 )
             message.state = State(target)
             if target == State.DESTROYED:
-                message.destroy_time = _now()
+                message.destroy_time = _now()  # type: ignore[assignment,unused-ignore]
                 version.data = b""
             # The etag changes even when the state does not (documented).
             message.etag = self._etag()
