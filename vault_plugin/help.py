@@ -14,7 +14,8 @@ then define roles and read keys under leases Vault renews and revokes:
     bao write langsmith/roles/ci workspaces=<workspace uuid> ttl=1m max_ttl=10m
     bao read langsmith/creds/ci
 
-Paths: config, rotate-root, roles/, roles/<name>, creds/<name>. Every key expires in
+Paths: config, rotate-root, roles/, roles/<name>, creds/<name>, static-roles/<name>,
+static-roles/<name>/ack, static-creds/<name>, rotate-role/<name>. Every key expires in
 LangSmith shortly after its lease's max_ttl, even if every revocation failed.
 """
 
@@ -45,6 +46,24 @@ Read a new LangSmith key under a renewable lease: api_key, key_id, short_key, ex
 LANGSMITH_ENDPOINT and, for several workspaces, LANGSMITH_WORKSPACE_ID. The optional ttl
 shortens the lease; renewals never pass the role's max_ttl, and the key expires in
 LangSmith shortly after it. Revoking the lease deletes the key.
+""",
+    "static-roles/": """\
+A static role: one long-lived LangSmith key, rotated by the bridge's engine on its schedule
+(rotate_every) and revoked only behind its gate. Fields as a bridge policy: workspaces,
+default_workspace, role_id, rotate_every, key_ttl, consumers, ack (explicit, usage, grace),
+min_overlap, max_wait, on_timeout, replica_ttl, usage_quiet.
+""",
+    "static-roles/ack": """\
+A consumer replica acknowledges the key it now uses: consumer, replica and api_key (the key
+itself, which proves it holds it). The previous key is revoked once every consumer's live
+replicas have acknowledged.
+""",
+    "static-creds/": """\
+The static role's current key and settings, and previous_api_key while the previous key
+still waits for its consumers.
+""",
+    "rotate-role/": """\
+Rotate the static role's key now; the old key stays until its gate opens.
 """,
 }
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from bridge.engine.ack import AckError
 from bridge.engine.ports import KeyService
 from bridge.errors import BridgeError
 from bridge.secrets import Secret, redact
@@ -31,6 +32,7 @@ from bridge.secrets_engine.creds import SECRET_TYPE, DynamicCreds, Limits
 from bridge.secrets_engine.errors import BadRequest, EngineError, NotFound
 from bridge.secrets_engine.models import EngineConfig, Role, parse_ttl
 from bridge.secrets_engine.root import rotate_root
+from bridge.secrets_engine.static import StaticRoles
 from vault_plugin.contract import (
     ERR_BAD_REQUEST,
     ERR_INTERNAL,
@@ -78,6 +80,7 @@ class LangSmithRouter:
         self.host = host
         instance = "vault-" + (re.sub(r"[^A-Za-z0-9]", "", backend_uuid)[:12] or "mount")
         self.creds = DynamicCreds(host.storage, keys, clock, instance)
+        self.static = StaticRoles(host.storage, keys, clock, instance)
         name = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
         self.routes = (
             Route("config", re.compile(r"config"), self._config_ops(), lambda _m: True),
@@ -85,6 +88,20 @@ class LangSmithRouter:
             Route("roles/", re.compile(r"roles/?"), {"list": self._list_roles}),
             Route("roles/", re.compile(rf"roles/{name}"), self._role_ops(), self._role_exists),
             Route("creds/", re.compile(rf"creds/{name}"), {"read": self._issue}),
+            Route("static-roles/", re.compile(r"static-roles/?"), {"list": self._list_static}),
+            Route(
+                "static-roles/ack",
+                re.compile(rf"static-roles/{name}/ack"),
+                {"update": self._static_ack},
+            ),
+            Route(
+                "static-roles/",
+                re.compile(rf"static-roles/{name}"),
+                self._static_ops(),
+                self._static_exists,
+            ),
+            Route("static-creds/", re.compile(rf"static-creds/{name}"), {"read": self._static}),
+            Route("rotate-role/", re.compile(rf"rotate-role/{name}"), {"update": self._rotate}),
         )
 
     # -- the Router protocol ----------------------------------------------------------------
@@ -128,6 +145,9 @@ class LangSmithRouter:
             return self._lease(request)
         if operation == "rollback":
             self.creds.rollback()
+            config = self.creds.docs.read("config", EngineConfig)
+            if config is not None:
+                self.static.run(config)  # scheduled rotation and revocation, as a cron run
             return PluginResponse()
         if operation == "help":
             return self._help(request.path)
@@ -258,6 +278,57 @@ class LangSmithRouter:
         ttl = self.creds.renew(secret.internal, self._limits())
         renewed = LeasedSecret(secret.internal, ttl, secret.max_ttl, True)
         return PluginResponse(secret=renewed)
+
+    # -- static roles -----------------------------------------------------------------------
+
+    def _static_ops(self) -> dict[str, Handler]:
+        return {
+            "read": self._read_static,
+            "update": self._write_static,
+            "delete": self._delete_static,
+        }
+
+    def _static_exists(self, match: re.Match[str]) -> bool:
+        return self.static.read(match["name"], missing_ok=True) is not None
+
+    def _list_static(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        return PluginResponse(data={"keys": self.static.names()})
+
+    def _read_static(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        policy = self.static.read(match["name"])
+        assert policy is not None
+        return PluginResponse(data=policy.model_dump(mode="json", exclude={"target", "name"}))
+
+    def _write_static(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        self.static.write(match["name"], request.data)
+        return PluginResponse()
+
+    def _delete_static(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        self.static.delete(match["name"])
+        return PluginResponse()
+
+    def _static(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        return PluginResponse(data=self.static.creds(match["name"]))
+
+    def _static_ack(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        data = request.data
+        consumer, replica, key = data.get("consumer"), data.get("replica"), data.get("api_key")
+        if not all(isinstance(v, str) and v for v in (consumer, replica, key)):
+            raise BadRequest("an ack needs consumer, replica and api_key (the key it now uses)")
+        try:
+            short = self.static.ack(match["name"], str(consumer), str(replica), str(key))
+        except AckError:
+            raise BadRequest("unknown key, static role or consumer") from None
+        return PluginResponse(data={"acknowledged": short})
+
+    def _rotate(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        name = match["name"]
+        self.static.read(name)
+        report = self.static.run(self.creds.config(), name, force=True)
+        outcome = report.outcomes[0] if report else None
+        if outcome is None or not outcome.ok:
+            raise EngineError(outcome.error if outcome else "the rotation did not run")
+        return PluginResponse(data={"rotated": name})
 
     def _help(self, path: str) -> PluginResponse:
         route, _match = self._route(path)

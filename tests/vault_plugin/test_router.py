@@ -117,3 +117,31 @@ def test_every_path_has_help(engine: Engine) -> None:
 
 def test_rollback_is_the_sweep(engine: Engine) -> None:
     assert engine.call("rollback", "") == PluginResponse()
+
+
+def test_static_roles_rotate_behind_acks_over_the_paths(engine: Engine) -> None:
+    written = engine.call(
+        "update", "static-roles/svc", workspaces=WS[0], consumers="api", min_overlap="0s"
+    )
+    assert written.error is None
+    assert engine.call("list", "static-roles/").data == {"keys": ["svc"]}
+    assert engine.call("read", "static-creds/svc") == PluginResponse()  # none yet: 404
+    engine.call("rollback", "")
+    first = engine.call("read", "static-creds/svc").data
+    assert first is not None and first["api_key"]
+
+    assert engine.call("update", "rotate-role/svc").data == {"rotated": "svc"}
+    second = engine.call("read", "static-creds/svc").data
+    assert second is not None and second["previous_api_key"] == first["api_key"]
+    refused = engine.call(
+        "update", "static-roles/svc/ack", consumer="api", replica="r", api_key="lsv2_sk_nope"
+    )
+    assert refused.error is not None and refused.error.err_type == ERR_BAD_REQUEST
+    acked = engine.call(
+        "update", "static-roles/svc/ack", consumer="api", replica="r", api_key=second["api_key"]
+    )
+    assert acked.error is None
+    engine.call("rollback", "")
+    third = engine.call("read", "static-creds/svc").data
+    assert third is not None and "previous_api_key" not in third
+    assert len(engine.keys.listing) == 1
