@@ -7,7 +7,7 @@ scripts/setup.sh test
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "== mypy --strict bridge providers"
+echo "== mypy --strict bridge providers vault_plugin"
 .venv/bin/mypy
 echo "== import-linter: the layer contracts"
 .venv/bin/lint-imports --no-cache
