@@ -182,7 +182,8 @@ class LangSmithRouter:
         config = self.creds.docs.read("config", EngineConfig)
         if config is None:
             return PluginResponse()
-        data = config.model_dump(exclude={"admin_key"})
+        data = config.model_dump(mode="json", exclude={"admin_key"})
+        data["sweep_after"] = int(config.sweep_after.total_seconds())
         data["admin_key_set"] = True  # write-only: never read back
         return PluginResponse(data=data)
 

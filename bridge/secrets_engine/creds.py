@@ -7,10 +7,10 @@
 * **Renew** moves only the Vault lease (the core caps it at ``max_ttl``); LangSmith's
   ``expires_at`` cannot move, and it does not need to: it was set past ``max_ttl``.
 * **Revoke** deletes the key; a key LangSmith no longer has counts as revoked.
-* **Rollback** (the host's periodic call): a write-ahead record older than ``WAL_GRACE``
-  belongs to a mint a crash cut short: its key, found by the record's id in the key's
-  description, is deleted, then the record. A key of this mount that is neither indexed
-  nor in flight, and older than ``ORPHAN_GRACE``, is deleted too.
+* **Rollback** (the host's periodic call): a write-ahead record older than the config's
+  ``sweep_after`` belongs to a mint a crash cut short: its key, found by the record's id in
+  the key's description, is deleted, then the record. A key of this mount that is neither
+  indexed nor in flight, and older than ``sweep_after``, is deleted too.
 
 Every key carries the mark ``langsmith-bridge:<instance> policy=vault.<role>
 rotation=<wal id>`` at the end of its description; the bridge's own runs leave keys of
@@ -39,8 +39,7 @@ log = logging.getLogger("bridge.secrets_engine")
 
 SECRET_TYPE = "langsmith_key"  # noqa: S105 - the lease's secret type, not a secret
 MARGIN = timedelta(minutes=10)  # LangSmith's expires_at past the lease's max_ttl
-WAL_GRACE = timedelta(minutes=10)  # longer than any mint takes, retries included
-ORPHAN_GRACE = timedelta(minutes=10)
+WAL_GRACE = ORPHAN_GRACE = timedelta(minutes=10)  # EngineConfig.sweep_after's default
 POLICY_PREFIX = "vault."
 
 
@@ -222,15 +221,15 @@ class DynamicCreds:
                     continue  # the admin key rotate-root made: in charge, not an orphan
                 wal = walls.get(marker.rotation_id)
                 created = key.created_at or now
-                if wal is not None and now - wal.started_at < WAL_GRACE:
+                if wal is not None and now - wal.started_at < config.sweep_after:
                     continue  # a mint in flight
-                if wal is None and now - created < ORPHAN_GRACE:
+                if wal is None and now - created < config.sweep_after:
                     continue  # issued just now, by a request still answering
                 with suppress(LangSmithNotFound):
                     keys.delete_service_key(key.id)
                 swept.orphans_deleted.append(key.short_key)
         for name, wal in walls.items():
-            if wal is not None and now - wal.started_at >= WAL_GRACE:
+            if wal is not None and now - wal.started_at >= config.sweep_after:
                 self.docs.delete(f"wal/{name}")
                 swept.wal_cleared.append(name)
         if swept.wal_cleared or swept.orphans_deleted:

@@ -59,6 +59,16 @@ class EngineConfig(_Document):
     admin_org_role_id: str | None = None  # the org role rotate-root gives its successor
     organization_id: str | None = None
     public_endpoint: str | None = None  # LANGSMITH_ENDPOINT handed to consumers, if other
+    # How old a write-ahead record, or a key no lease holds, must be before rollback deletes
+    # its key: longer than any mint takes, retries included.
+    sweep_after: timedelta = timedelta(minutes=10)
+
+    @field_validator("sweep_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str) and value.upper().startswith("P"):
+            return value  # ISO 8601, as stored: pydantic reads it
+        return parse_ttl(value)
 
     @property
     def consumer_endpoint(self) -> str:
