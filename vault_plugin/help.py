@@ -14,7 +14,7 @@ then define roles and read keys under leases Vault renews and revokes:
     bao write langsmith/roles/ci workspaces=<workspace uuid> ttl=1m max_ttl=10m
     bao read langsmith/creds/ci
 
-Paths: config, rotate-root, roles/, roles/<name>, creds/<name>, static-roles/<name>,
+Paths: config, rotate-root, tidy, roles/, roles/<name>, creds/<name>, static-roles/<name>,
 static-roles/<name>/ack, static-creds/<name>, rotate-role/<name>. Every key expires in
 LangSmith shortly after its lease's max_ttl, even if every revocation failed.
 """
@@ -32,6 +32,11 @@ consumers, when it differs). A write keeps the fields it does not name.
 Replace the admin key: mint a successor (an org-scoped key with admin_org_role_id), verify
 it, save it, then delete the old key (when its id is known). The old key stays in charge
 if anything before the save fails.
+""",
+    "tidy": """\
+Run now what the server's periodic rollback runs: delete the keys of mints a crash cut
+short and keys no lease holds (older than the config's sweep_after), then rotate and revoke
+the static roles' keys as their schedules and gates say.
 """,
     "roles/": """\
 A role: the LangSmith keys creds/<name> mints.

@@ -85,6 +85,7 @@ class LangSmithRouter:
         self.routes = (
             Route("config", re.compile(r"config"), self._config_ops(), lambda _m: True),
             Route("rotate-root", re.compile(r"rotate-root"), {"update": self._rotate_root}),
+            Route("tidy", re.compile(r"tidy"), {"update": self._tidy}),
             Route("roles/", re.compile(r"roles/?"), {"list": self._list_roles}),
             Route("roles/", re.compile(rf"roles/{name}"), self._role_ops(), self._role_exists),
             Route("creds/", re.compile(rf"creds/{name}"), {"read": self._issue}),
@@ -144,10 +145,7 @@ class LangSmithRouter:
         if operation in ("renew", "revoke"):
             return self._lease(request)
         if operation == "rollback":
-            self.creds.rollback()
-            config = self.creds.docs.read("config", EngineConfig)
-            if config is not None:
-                self.static.run(config)  # scheduled rotation and revocation, as a cron run
+            self._sweep()
             return PluginResponse()
         if operation == "help":
             return self._help(request.path)
@@ -172,6 +170,22 @@ class LangSmithRouter:
 
     def _limits(self) -> Limits:
         return Limits(self.host.default_lease_ttl(), self.host.max_lease_ttl())
+
+    def _sweep(self) -> dict[str, object]:
+        """The periodic work: what crashes left, then the static roles' scheduled run."""
+        swept = self.creds.rollback()
+        config = self.creds.docs.read("config", EngineConfig)
+        report = self.static.run(config) if config is not None else None
+        failed = [o.policy for o in report.outcomes if not o.ok] if report else []
+        return {
+            "write_ahead_cleared": len(swept.wal_cleared),
+            "orphans_deleted": swept.orphans_deleted,
+            "static_roles_failed": failed,
+        }
+
+    def _tidy(self, request: PluginRequest, match: re.Match[str]) -> PluginResponse:
+        """The host's periodic work, now (as ``pki/tidy`` is for PKI)."""
+        return PluginResponse(data=self._sweep())
 
     # -- config and root ----------------------------------------------------------------------
 
