@@ -168,17 +168,27 @@ class BaoPluginServer:
     plugin_dir: Path
 
     def cli(
-        self, *args: str, check: bool = True, timeout: float = 30
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 30,
+        token: str | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``bao ARGS`` against this server with the root token."""
+        """Run ``bao ARGS`` against this server (with the root token unless ``token``)."""
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(self.log.parent),
             "BAO_ADDR": self.address,
-            "BAO_TOKEN": self.root_token,
+            "BAO_TOKEN": token or self.root_token,
         }
         done = subprocess.run(
-            [str(_binary()), *args], capture_output=True, text=True, env=env, timeout=timeout
+            [str(_binary()), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            input=stdin,
         )
         if check and done.returncode != 0:
             raise AssertionError(
