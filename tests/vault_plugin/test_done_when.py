@@ -188,3 +188,19 @@ def test_a_policy_allowing_only_creds_ci_denies_the_rest(bao: BaoPluginServer) -
 
     assert allowed.returncode == 0
     assert all(d.returncode != 0 and "permission denied" in d.stderr for d in denied)
+
+
+def test_every_path_answers_path_help(bao: BaoPluginServer) -> None:
+    for path in ("creds/ci", "roles/ci", "config", "static-creds/svc", "rotate-root", "tidy"):
+        said = bao.cli("path-help", f"langsmith/{path}").stdout
+        assert len(said) > 80, path
+
+
+def test_disabling_the_mount_revokes_every_key_it_issued(  # last: it unmounts the engine
+    bao: BaoPluginServer, emulator: Emulator
+) -> None:
+    keys = [read_json(bao, "read", "langsmith/creds/ci")["data"]["key_id"] for _ in range(2)]
+
+    bao.cli("secrets", "disable", "langsmith")
+
+    assert eventually(lambda: not any(live(emulator, k) for k in keys))
