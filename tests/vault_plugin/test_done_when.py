@@ -143,6 +143,36 @@ def test_a_plugin_killed_mid_mint_is_respawned_and_the_orphan_swept(
     assert _plugin_pids(bao) != [pid]
 
 
+def test_the_hosts_own_rollback_sweeps_a_mint_cut_short(
+    bao: BaoPluginServer, emulator: Emulator
+) -> None:
+    """No tidy here: the host's periodic rollback (once a minute) respawns the plugin and
+    deletes the orphan by itself."""
+    boot = emulator.bootstrap
+    others = set(_plugin_pids(bao))
+    bao.cli("secrets", "enable", "-path=swept", "langsmith")
+    bao.cli(
+        "write", "swept/config", f"endpoint={boot['endpoint']}",
+        f"admin_key={boot['admin_key']}", "sweep_after=1s",
+    )  # fmt: skip
+    bao.cli("write", "swept/roles/ci", f"workspaces={boot['workspace_ids'][0]}")
+    bao.cli("read", "swept/creds/ci")  # the mount's plugin is running
+    (pid,) = set(_plugin_pids(bao)) - others  # one process per mount
+    before = {k["id"] for k in emulator.state.inspect_keys()}
+    emulator.set_faults(latency_ms=1500)
+    reading = threading.Thread(target=lambda: bao.cli("read", "swept/creds/ci", check=False))
+    reading.start()
+    time.sleep(0.7)
+    os.kill(pid, signal.SIGKILL)
+    reading.join(timeout=60)
+    emulator.set_faults(latency_ms=0)
+    assert eventually(lambda: len({k["id"] for k in emulator.state.inspect_keys()} - before) == 1)
+    (orphan,) = {k["id"] for k in emulator.state.inspect_keys()} - before
+
+    assert eventually(lambda: not live(emulator, orphan), 150)
+    bao.cli("secrets", "disable", "swept")
+
+
 def test_a_static_role_rotates_behind_its_consumers_ack(
     bao: BaoPluginServer, emulator: Emulator
 ) -> None:
