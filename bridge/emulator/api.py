@@ -170,6 +170,8 @@ class Api:
         route, params = self._match(request)
         call = self._authorize(request, route, params)
         result = route.handler(self, call)
+        if switches.answer_delay_ms:
+            time.sleep(switches.answer_delay_ms / 1000)
         return result if isinstance(result, Response) else Response(200, result)
 
     @staticmethod

@@ -48,6 +48,7 @@ class FaultChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     latency_ms: float | None = Field(default=None, ge=0)
+    answer_delay_ms: float | None = Field(default=None, ge=0)
     fault_rate: float | None = Field(default=None, ge=0, le=1)
     fault_status: int | None = Field(default=None, ge=500, le=599)
     throttle_rate: float | None = Field(default=None, ge=0, le=1)

@@ -164,6 +164,7 @@ class Emulator:
         self,
         *,
         latency_ms: float | None = None,
+        answer_delay_ms: float | None = None,
         fault_rate: float | None = None,
         fault_status: int | None = None,
         throttle_rate: float | None = None,
@@ -179,6 +180,7 @@ class Emulator:
             name: value
             for name, value in {
                 "latency_ms": latency_ms,
+                "answer_delay_ms": answer_delay_ms,
                 "fault_rate": fault_rate,
                 "fault_status": fault_status,
                 "throttle_rate": throttle_rate,

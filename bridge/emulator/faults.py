@@ -23,6 +23,9 @@ class FaultSwitches:
 
     Attributes:
         latency_ms: Milliseconds slept before answering each request.
+        answer_delay_ms: Milliseconds slept after a request was carried out, before its
+            answer goes out: the window in which a client that dies has lost the answer to
+            work done (a minted key, say).
         fault_rate: Fraction of requests answered with ``fault_status``.
         fault_status: The 5xx status of an injected fault.
         throttle_rate: Fraction of requests answered with 429 and ``Retry-After``.
@@ -34,10 +37,11 @@ class FaultSwitches:
     fault_status: int = 503
     throttle_rate: float = 0.0
     retry_after_s: int = 1
+    answer_delay_ms: float = 0
 
     def __post_init__(self) -> None:
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
+        if self.latency_ms < 0 or self.answer_delay_ms < 0:
+            raise ValueError("latency_ms and answer_delay_ms must be >= 0")
         for name in ("fault_rate", "throttle_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
