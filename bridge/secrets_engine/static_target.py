@@ -11,12 +11,20 @@ its key is revoked. The entry is the engine's own: no other writer exists, so ow
 
 from __future__ import annotations
 
-import json
 import threading
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from bridge.payload import Payload, Stored
 from bridge.provider import ABSENT, Known, Observed
 from bridge.secrets_engine.storage import EngineStorage
+
+
+class _Entry(BaseModel):
+    current: str | None = None
+    previous: str | None = None
+    versions: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class StorageTarget:
@@ -32,19 +40,15 @@ class StorageTarget:
 
     # -- what static-creds reads ------------------------------------------------------------
 
-    def entry(self) -> dict[str, object]:
+    def entry(self) -> _Entry:
         raw = self._storage.get(self.key)
-        return json.loads(raw) if raw else {"versions": {}}
+        return _Entry.model_validate_json(raw) if raw else _Entry()
 
-    def payload(self, which: str) -> dict[str, str] | None:
+    def payload(self, which: Literal["current", "previous"]) -> dict[str, str] | None:
         """The env map of ``current`` or ``previous``, or ``None``."""
         entry = self.entry()
-        version = entry.get(which)
-        versions = entry.get("versions")
-        if not isinstance(version, str) or not isinstance(versions, dict):
-            return None
-        env = versions.get(version)
-        return dict(env) if isinstance(env, dict) else None
+        version = entry.current if which == "current" else entry.previous
+        return None if version is None else entry.versions.get(version)
 
     # -- the Provider protocol --------------------------------------------------------------
 
@@ -62,38 +66,34 @@ class StorageTarget:
 
     def read(self) -> Stored | None:
         entry = self.entry()
-        env = self.payload("current")
-        if env is None:
-            return None
-        return Stored.from_env(env, version=str(entry["current"]))
+        env = None if entry.current is None else entry.versions.get(entry.current)
+        return None if env is None else Stored.from_env(env, version=entry.current)
 
     def publish(self, payload: Payload) -> str:
         with self._lock:
             entry = self.entry()
-            versions: dict[str, dict[str, str]] = dict(entry.get("versions") or {})  # type: ignore[call-overload]
-            current = entry.get("current")
-            if isinstance(current, str) and current in versions:
-                stored = Stored.from_env(versions[current], version=current)
+            current = entry.current
+            if current is not None and current in entry.versions:
+                stored = Stored.from_env(entry.versions[current], version=current)
                 if stored.same_content(payload):
                     return current
-            number = str(max((int(v) for v in versions), default=0) + 1)
-            versions[number] = payload.reveal_env()
-            updated = {"current": number, "versions": versions}
-            if isinstance(current, str) and current in versions:
-                updated["previous"] = current
-            self._storage.put(self.key, json.dumps(updated).encode())
+            number = str(max((int(v) for v in entry.versions), default=0) + 1)
+            versions = {**entry.versions, number: payload.reveal_env()}
+            previous = current if current in entry.versions else None
+            self._write(_Entry(current=number, previous=previous, versions=versions))
             return number
 
     def retire(self, version: str) -> None:
         with self._lock:
             entry = self.entry()
-            versions = dict(entry.get("versions") or {})  # type: ignore[call-overload]
-            if entry.get("current") == version or version not in versions:
+            if entry.current == version or version not in entry.versions:
                 return
-            del versions[version]
-            updated = {k: v for k, v in entry.items() if k != "previous" or v != version}
-            updated["versions"] = versions
-            self._storage.put(self.key, json.dumps(updated).encode())
+            versions = {v: env for v, env in entry.versions.items() if v != version}
+            previous = None if entry.previous == version else entry.previous
+            self._write(_Entry(current=entry.current, previous=previous, versions=versions))
+
+    def _write(self, entry: _Entry) -> None:
+        self._storage.put(self.key, entry.model_dump_json().encode())
 
     def discard(self, rotation_id: str) -> None:
         """Nothing is staged: a version is current as soon as it is written."""
