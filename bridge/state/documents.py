@@ -9,12 +9,16 @@ damaged entry must not echo what may have been pasted into it.
 from __future__ import annotations
 
 import math
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from bridge.errors import LeaseLost
+from bridge.state.lease import HeldLease
 from bridge.state.model import DEPLOYMENT_ID, Ack, Run
 
 PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
@@ -56,6 +60,40 @@ class Lease:
         if self.holder:
             return f"the lease was taken over by {self.owner}"
         return "the lease was released or is gone"
+
+
+FENCE_SHARE = 3  # a fenced save needs the lease to last ttl / FENCE_SHARE more
+BACKOFF_S = 0.02  # the longest first pause between tries; doubles each time, jittered
+
+
+def check_fence(
+    policy: str, held: HeldLease, read: Callable[[], Lease], clock: Callable[[], datetime]
+) -> None:
+    """The fence of a save: the stored lease (``read``, which raises ``LeaseLost`` unless
+    it is still ``held``'s) expires at least ttl / FENCE_SHARE from now.
+
+    Raises:
+        LeaseLost: it is not, or not for long enough; ``held`` is then lost.
+    """
+    try:
+        left_ms = read().expires_ms - now_ms(clock())
+        if left_ms < 0:
+            raise LeaseLost("the lease expired before a renewal succeeded")
+    except LeaseLost as lost:
+        held.lose(str(lost))
+        raise LeaseLost(f"policy {policy!r}: {lost}; nothing was written") from lost
+    needed = (held.ttl or timedelta(0)) / FENCE_SHARE
+    if timedelta(milliseconds=left_ms) < needed:
+        raise LeaseLost(
+            f"policy {policy!r}: the lease expires in {left_ms / 1000:.3f}s, too soon "
+            f"for a save (it needs {needed.total_seconds():.3f}s); nothing was written"
+        )
+
+
+def pause(attempt: int, sleep: Callable[[float], None]) -> None:
+    """The jittered, doubling pause before try ``attempt + 1`` of a contended write."""
+    ceiling_ms = max(1, int(BACKOFF_S * 1000 * 2**attempt))
+    sleep(secrets.randbelow(ceiling_ms + 1) / 1000)
 
 
 def now_ms(now: datetime) -> int:

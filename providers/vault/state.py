@@ -73,6 +73,7 @@ from datetime import UTC, datetime, timedelta
 from bridge.config.vault import VaultStateSettings
 from bridge.errors import LeaseHeld, LeaseLost, StateConflict, StateError
 from bridge.state import model
+from bridge.state.documents import check_fence, pause
 from bridge.state.lease import HeldLease, Leases, lease_token
 from bridge.state.model import Ack, PolicyRecord, Run
 from providers.vault import state_entries as e
@@ -84,8 +85,6 @@ __all__ = ["StateUnavailable", "VaultStateStore"]
 
 WRITE_ATTEMPTS = 8  # tries of an ack or a run while others rewrite the same entry
 ACQUIRE_ATTEMPTS = 3  # looks at a lease entry that changed between its read and our write
-BACKOFF_S = 0.02  # the longest first pause between tries; doubles each time, jittered
-FENCE_SHARE = 3  # a fenced save needs the lease to last ttl / FENCE_SHARE more
 
 
 class VaultStateStore:
@@ -299,20 +298,12 @@ class VaultStateStore:
     def _check_holding(self, policy: str, held: HeldLease) -> None:
         """The fence of a save (see the module docstring): the lease entry still carries
         ``held``'s token and expires at least ttl / FENCE_SHARE from now."""
-        try:
-            found = self._ours(self._kv.read(e.lease_path(policy)), held.token)
-            left_ms = found.expires_ms - e.now_ms(self._clock())
-            if left_ms < 0:
-                raise LeaseLost("the lease expired before a renewal succeeded")
-        except LeaseLost as lost:
-            held.lose(str(lost))
-            raise LeaseLost(f"policy {policy!r}: {lost}; nothing was written") from lost
-        needed = (held.ttl or timedelta(0)) / FENCE_SHARE
-        if timedelta(milliseconds=left_ms) < needed:
-            raise LeaseLost(
-                f"policy {policy!r}: the lease expires in {left_ms / 1000:.3f}s, too soon "
-                f"for a save (it needs {needed.total_seconds():.3f}s); nothing was written"
-            )
+        check_fence(
+            policy,
+            held,
+            lambda: self._ours(self._kv.read(e.lease_path(policy)), held.token),
+            self._clock,
+        )
 
     @staticmethod
     def _ours(entry: Entry | None, me: str) -> LeaseEntry:
@@ -348,8 +339,7 @@ class VaultStateStore:
             ) from None
 
     def _pause(self, attempt: int) -> None:
-        ceiling_ms = max(1, int(BACKOFF_S * 1000 * 2**attempt))
-        self._sleep(secrets.randbelow(ceiling_ms + 1) / 1000)
+        pause(attempt, self._sleep)
 
     def _contended(self, path: str, doing: str) -> StateUnavailable:
         return StateUnavailable(
