@@ -8,16 +8,17 @@ damaged entry must not echo what may have been pasted into it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.errors import LeaseLost
+from bridge.errors import LeaseLost, StateError
 from bridge.state.lease import HeldLease
 from bridge.state.model import DEPLOYMENT_ID, Ack, Run
 
@@ -88,6 +89,37 @@ def check_fence(
             f"policy {policy!r}: the lease expires in {left_ms / 1000:.3f}s, too soon "
             f"for a save (it needs {needed.total_seconds():.3f}s); nothing was written"
         )
+
+
+def own_lease(read: Callable[[], dict[str, Any]] | None, me: str, kind: str) -> Lease:
+    """The stored lease (``read`` parses it; ``None``: there is none), if ``me`` holds it.
+
+    Raises:
+        LeaseLost: saying why not (gone, unreadable, or whose it is now).
+    """
+    if read is None:
+        raise LeaseLost("the lease is gone")
+    try:
+        lease = read_lease(read())
+    except PARSE_ERRORS:
+        raise LeaseLost(f"the lease {kind} was overwritten with something unreadable") from None
+    if lease.holder != me:
+        raise LeaseLost(lease.gone())
+    return lease
+
+
+@contextlib.contextmanager
+def reading(where: str, what: str, policy: str | None, restore: str) -> Iterator[None]:
+    """Make a failure to parse ``what`` (at ``where``) in the block one ``StateError`` line
+    naming it, and how to ``restore`` it."""
+    try:
+        yield
+    except PARSE_ERRORS as exc:
+        of = f" of policy {policy!r}" if policy is not None else ""
+        # Not chained: pydantic's and json's own messages quote the content.
+        raise StateError(
+            f"{where}: the {what}{of} is malformed ({describe_damage(exc)}); {restore}"
+        ) from None
 
 
 def pause(attempt: int, sleep: Callable[[float], None]) -> None:

@@ -67,7 +67,7 @@ from typing import Any
 from bridge.config.gcp import GcsStateSettings
 from bridge.errors import LeaseHeld, LeaseLost, StateConflict, StateError
 from bridge.state import model
-from bridge.state.documents import check_fence, pause
+from bridge.state.documents import check_fence, own_lease, pause, reading
 from bridge.state.lease import HeldLease, Leases, lease_token
 from bridge.state.model import Ack, PolicyRecord, Run
 from providers.gcp import gcs_layout as g
@@ -331,31 +331,17 @@ class GcsStateStore:
         Raises:
             LeaseLost: saying why not (gone, unreadable, or whose it is now).
         """
-        if found is None:
-            raise LeaseLost("the lease is gone")
-        try:
-            lease = g.read_lease(g.decode(found.data))
-        except PARSE_ERRORS:
-            raise LeaseLost("the lease object was overwritten with something unreadable") from None
-        if lease.holder != me:
-            raise LeaseLost(lease.gone())
-        return lease
+        read = None if found is None else (lambda: g.decode(found.data))
+        return own_lease(read, me, "object")
 
     # -- inside ------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _reading(self, path: str, what: str, policy: str | None) -> Iterator[None]:
         """Make a failure to read object ``path`` one ``StateError`` line naming it."""
-        try:
+        restore = "restore it from a backup (object versioning), or delete it"
+        with reading(self._objects.where(path), what, policy, restore):
             yield
-        except PARSE_ERRORS as exc:
-            of = f" of policy {policy!r}" if policy is not None else ""
-            why = g.describe_damage(exc)
-            # Not chained: pydantic's and json's own messages quote the content.
-            raise StateError(
-                f"{self._objects.where(path)}: the {what}{of} is malformed ({why}); "
-                "restore it from a backup (object versioning), or delete it"
-            ) from None
 
     def _pause(self, attempt: int) -> None:
         pause(attempt, self._sleep)

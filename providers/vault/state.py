@@ -73,7 +73,7 @@ from datetime import UTC, datetime, timedelta
 from bridge.config.vault import VaultStateSettings
 from bridge.errors import LeaseHeld, LeaseLost, StateConflict, StateError
 from bridge.state import model
-from bridge.state.documents import check_fence, pause
+from bridge.state.documents import check_fence, own_lease, pause, reading
 from bridge.state.lease import HeldLease, Leases, lease_token
 from bridge.state.model import Ack, PolicyRecord, Run
 from providers.vault import state_entries as e
@@ -312,31 +312,17 @@ class VaultStateStore:
         Raises:
             LeaseLost: saying why not (gone, unreadable, or whose it is now).
         """
-        if entry is None or entry.data is None:
-            raise LeaseLost("the lease is gone")
-        try:
-            found = e.read_lease(entry.data)
-        except PARSE_ERRORS:
-            raise LeaseLost("the lease entry was overwritten with something unreadable") from None
-        if found.holder != me:
-            raise LeaseLost(found.gone())
-        return found
+        data = None if entry is None else entry.data
+        return own_lease(None if data is None else (lambda: data), me, "entry")
 
     # -- inside ------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _reading(self, path: str, what: str, policy: str | None) -> Iterator[None]:
         """Make a failure to read entry ``path`` one ``StateError`` line naming it."""
-        try:
+        restore = "restore it from a backup, or delete it"
+        with reading(self._kv.where(path), what, policy, restore):
             yield
-        except PARSE_ERRORS as exc:
-            of = f" of policy {policy!r}" if policy is not None else ""
-            why = e.describe_damage(exc)
-            # Not chained: pydantic's and json's own messages quote the content.
-            raise StateError(
-                f"{self._kv.where(path)}: the {what}{of} is malformed ({why}); "
-                "restore it from a backup, or delete it"
-            ) from None
 
     def _pause(self, attempt: int) -> None:
         pause(attempt, self._sleep)
