@@ -13,8 +13,6 @@ nothing else may go wrong.
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,11 +21,11 @@ import pytest
 
 from bridge.config import BridgeConfig, load_config
 from bridge.emulator import Emulator
-from bridge.engine import RunReport
 from bridge.engine.plan import Revoke, Rotate
 from bridge.state import Phase
-from bridge.wiring import build_engine, connections_for, open_state
+from bridge.wiring import connections_for, open_state
 from providers.gcp.fake import FakeSecretManager
+from tests.support.concurrency import failures, minted, run_together, skips, steps
 from tests.support.config import with_default_workspace
 from tests.support.gcs import GcsServer
 
@@ -88,73 +86,11 @@ def config(
     return load_config(path)
 
 
-def run_together(config: BridgeConfig, emulator: Emulator) -> list[RunReport]:
-    """``RUNNERS`` engines, each built apart, released at once on every policy."""
-    barrier = threading.Barrier(RUNNERS)
-    reports: list[RunReport] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def runner() -> None:
-        try:
-            with build_engine(config, clock=emulator.clock.now) as engine:
-                policies = engine.select()
-                barrier.wait(timeout=30)
-                report = engine.run(policies)
-            with lock:
-                reports.append(report)
-        except BaseException as exc:  # reported below, with the others
-            with lock:
-                errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=runner, name=f"runner-{i}") for i in range(RUNNERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a runner did not finish"
-    assert not errors, errors
-    return reports
-
-
-def failures(reports: list[RunReport]) -> list[str]:
-    """Everything that went wrong but a policy skipped because another runner held it."""
-    found = [f"listing: {r.listing_error}" for r in reports if r.listing_error]
-    for report in reports:
-        for outcome in report.outcomes:
-            if outcome.error:
-                found.append(f"{outcome.policy}: {outcome.error}")
-            if outcome.skipped and "is being reconciled by" not in outcome.skipped:
-                found.append(f"{outcome.policy}: skipped for another reason: {outcome.skipped}")
-    return found
-
-
-def steps(reports: list[RunReport], kind: type) -> Counter[str]:
-    """Policy -> how many runners carried out a step of ``kind``."""
-    return Counter(
-        o.policy for r in reports for o in r.outcomes for step in o.done if isinstance(step, kind)
-    )
-
-
-def minted(emulator: Emulator) -> Counter[str]:
-    """Policy -> bridge keys LangSmith holds for it, deleted ones included."""
-    return Counter(
-        k["description"].split(" policy=", 1)[1].split()[0]
-        for k in emulator.state.inspect_keys()
-        if k["description"].startswith("langsmith-bridge:")
-    )
-
-
-def skips(reports: list[RunReport]) -> int:
-    return sum(1 for r in reports for o in r.outcomes if o.skipped)
-
-
 def test_runners_started_together_on_gcs_state_mint_exactly_once_per_due_policy(
     config: BridgeConfig, emulator: Emulator, fake_sm: FakeSecretManager
 ) -> None:
     # Round 1: nothing exists yet; every policy is due.
-    reports = run_together(config, emulator)
+    reports = run_together(config, emulator, RUNNERS)
     assert failures(reports) == []
     assert minted(emulator) == dict.fromkeys(POLICIES, 1)
     assert steps(reports, Rotate) == dict.fromkeys(POLICIES, 1)
@@ -162,7 +98,7 @@ def test_runners_started_together_on_gcs_state_mint_exactly_once_per_due_policy(
 
     # Round 2: a day later every policy is due again: one rotation each, whoever wins.
     emulator.clock.advance(timedelta(days=1, minutes=1))
-    reports = run_together(config, emulator)
+    reports = run_together(config, emulator, RUNNERS)
     assert failures(reports) == []
     assert minted(emulator) == dict.fromkeys(POLICIES, 2)
     assert steps(reports, Rotate) == dict.fromkeys(POLICIES, 1)
@@ -170,7 +106,7 @@ def test_runners_started_together_on_gcs_state_mint_exactly_once_per_due_policy(
     revoked = set(steps(reports, Revoke))
 
     # Round 3: nothing to mint; every superseded key revoked, if round 2 did not already.
-    reports = run_together(config, emulator)
+    reports = run_together(config, emulator, RUNNERS)
     assert failures(reports) == []
     assert minted(emulator) == dict.fromkeys(POLICIES, 2)
     assert revoked | set(steps(reports, Revoke)) == set(POLICIES)
